@@ -1,0 +1,607 @@
+"""The embedded Airflow of a workspace: SQLite + LocalExecutor, every component on 127.0.0.1.
+
+We do not use ``airflow standalone`` (its log servers bind to all interfaces and its shutdown hangs); we start
+``api-server``, ``scheduler --skip-serve-logs``, ``dag-processor`` and ``triggerer --skip-serve-logs`` ourselves
+as detached processes (each in its own session / process group), with an environment built by
+:func:`airflow_env`. Everything lives under ``ws.airflow_home``:
+
+- ``airflow.db``                         the SQLite metadata database
+- ``mlpipe-airflow.json``                the state file (url, port, pids, dags folder)
+- ``mlpipe-secrets.json``                fernet key, api secret key and JWT secret (generated once, mode 0600)
+- ``simple_auth_manager_passwords.json.generated``  the admin password (generated once)
+- ``submitted/``                         where generated DAG files of submitted/published pipelines go
+- ``logs/components/<name>.log``         stdout/stderr of each component; ``run/<name>.pid`` pid files
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from airflow_mlpipe.workspace import ENV_WORKSPACE_CONFIG, ENV_WORKSPACE_HOME, Workspace
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8080
+HOST = "127.0.0.1"
+USERNAME = "admin"
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+STATE_FILE = "mlpipe-airflow.json"
+SECRETS_FILE = "mlpipe-secrets.json"
+PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
+DB_MARKER = ".mlpipe-db-migrated"
+BUNDLE_CLASS = "airflow.dag_processing.bundles.local.LocalDagBundle"
+SUBMITTED_BUNDLE = "mlpipe-submitted"
+
+# Popen objects of the components this process started (kept so they can be reaped, no zombies / warnings)
+_CHILDREN: dict[int, subprocess.Popen] = {}
+
+
+class LocalAirflowError(RuntimeError):
+    """The embedded Airflow could not be started or stopped."""
+
+
+@dataclass
+class AirflowInfo:
+    url: str
+    port: int
+    pids: dict[str, int]
+    home: str
+    dags_folder: str
+    username: str = USERNAME
+    password: str = field(default="", repr=False)
+
+
+# ---------------------------------------------------------------------------------------------- paths, secrets
+def submitted_dags_folder(ws: Workspace) -> Path:
+    folder = ws.airflow_home / "submitted"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _state_path(ws: Workspace) -> Path:
+    return ws.airflow_home / STATE_FILE
+
+
+def _passwords_path(ws: Workspace) -> Path:
+    return ws.airflow_home / PASSWORDS_FILE
+
+
+def _components_log_dir(ws: Workspace) -> Path:
+    d = ws.airflow_home / "logs" / "components"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _secrets(ws: Workspace) -> dict[str, str]:
+    """Fernet key, api secret key and JWT secret: generated once and kept in the home (tokens survive restarts)."""
+    path = ws.airflow_home / SECRETS_FILE
+    if path.is_file():
+        with contextlib.suppress(OSError, json.JSONDecodeError):
+            data = json.loads(path.read_text())
+            if all(data.get(k) for k in ("fernet_key", "secret_key", "jwt_secret")):
+                return data
+    ws.airflow_home.mkdir(parents=True, exist_ok=True)
+    data = {
+        "fernet_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "secret_key": secrets.token_urlsafe(32),
+        "jwt_secret": secrets.token_urlsafe(48),
+    }
+    _write_private(path, json.dumps(data))
+    return data
+
+
+def _ensure_password(ws: Workspace) -> str:
+    """Pre-generate the admin password so it is known before the api-server prints it."""
+    path = _passwords_path(ws)
+    data: dict[str, str] = {}
+    if path.is_file():
+        with contextlib.suppress(OSError, json.JSONDecodeError):
+            data = json.loads(path.read_text() or "{}")
+    if not data.get(USERNAME):
+        data[USERNAME] = secrets.token_urlsafe(12)
+        ws.airflow_home.mkdir(parents=True, exist_ok=True)
+        _write_private(path, json.dumps(data) + "\n")
+    return data[USERNAME]
+
+
+def admin_password(ws: Workspace) -> str:
+    """The generated password of the ``admin`` user of the embedded Airflow ("" if never started)."""
+    path = _passwords_path(ws)
+    try:
+        return str(json.loads(path.read_text()).get(USERNAME, ""))
+    except (OSError, json.JSONDecodeError):
+        return ""
+
+
+def _default_dags_folder(ws: Workspace) -> Path:
+    cwd_dags = Path.cwd() / "dags"
+    if cwd_dags.is_dir():
+        return cwd_dags.resolve()
+    folder = ws.airflow_home / "dags"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------- environment
+def airflow_env(ws: Workspace, dags_folder: str | Path | None = None, port: int | None = None) -> dict[str, str]:
+    """The ``AIRFLOW_HOME``/``AIRFLOW__*`` environment of the embedded Airflow of ``ws`` (only our keys)."""
+    home = ws.airflow_home
+    home.mkdir(parents=True, exist_ok=True)
+    port = int(port or DEFAULT_PORT)
+    dags = Path(dags_folder).resolve() if dags_folder else _default_dags_folder(ws)
+    base_url = f"http://{HOST}:{port}"
+    keys = _secrets(ws)
+    bundles = [
+        {"name": "dags-folder", "classpath": BUNDLE_CLASS, "kwargs": {"path": str(dags)}},
+        {
+            "name": SUBMITTED_BUNDLE,
+            "classpath": BUNDLE_CLASS,
+            "kwargs": {"path": str(submitted_dags_folder(ws)), "refresh_interval": 2},
+        },
+    ]
+    (home / "plugins").mkdir(exist_ok=True)
+    env = {
+        "AIRFLOW_HOME": str(home),
+        # --- core
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        # LocalExecutor forks one worker per slot at scheduler start (~150 MB each): keep it small
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
+        "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
+        "AIRFLOW__CORE__AUTH_MANAGER": (
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+        ),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(_passwords_path(ws)),
+        # --- scheduler latency (default 1 s idle sleep costs ~1 s per sequential task)
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1",
+        # --- dag processor: fast pickup of new/changed DAG files
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "2",
+        "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "1",
+        # --- api server, loopback only
+        "AIRFLOW__API__HOST": HOST,
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": base_url,
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API__SECRET_KEY": keys["secret_key"],
+        "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt_secret"],
+        # --- logging
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "AIRFLOW__LOGGING__DAG_PROCESSOR_CHILD_PROCESS_LOG_DIRECTORY": str(home / "logs" / "dag_processor"),
+        # --- DAG files and tasks reopen the same workspace
+        ENV_WORKSPACE_HOME: str(ws.home),
+    }
+    if ws.config_path and ws.config_path.is_file():
+        env[ENV_WORKSPACE_CONFIG] = str(ws.config_path)
+    return env
+
+
+def _process_env(env: dict[str, str]) -> dict[str, str]:
+    """os.environ without any inherited Airflow settings (e.g. a test's AIRFLOW_HOME), plus ``env``."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not (k == "AIRFLOW_HOME" or k.startswith("AIRFLOW__") or k == "AIRFLOW_CONFIG")
+        and k not in (ENV_WORKSPACE_HOME, ENV_WORKSPACE_CONFIG)
+    }
+    base.update(env)
+    base.setdefault("PYTHONUNBUFFERED", "1")
+    return base
+
+
+def _airflow_cmd() -> list[str]:
+    exe = Path(sys.executable).parent / "airflow"
+    if exe.is_file():
+        return [str(exe)]
+    found = shutil.which("airflow")
+    return [found] if found else [sys.executable, "-m", "airflow"]
+
+
+# ---------------------------------------------------------------------------------------------- processes
+def _pid_alive(pid: int) -> bool:
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        if child.poll() is not None:
+            _CHILDREN.pop(pid, None)
+            return False
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _pid_is_ours(pid: int, ws: Workspace) -> bool:
+    """True if ``pid`` is an airflow process of this workspace (guards against recycled pids).
+
+    Components run with cwd = the airflow home (their environ may be overwritten by setproctitle).
+    """
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return _pid_alive(pid)
+    if b"airflow" not in cmdline:
+        return False
+    if Path(cwd) == ws.airflow_home.resolve():
+        return True
+    try:
+        environ = b"\0" + Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return f"\0AIRFLOW_HOME={ws.airflow_home}\0".encode() in environ
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # only zombies left?
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def _signal(pid: int, sig: int, group: bool = False) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if group:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+
+
+def _reap(pids: list[int]) -> None:
+    for pid in pids:
+        child = _CHILDREN.get(pid)
+        if child is not None and child.poll() is not None:
+            _CHILDREN.pop(pid, None)
+
+
+def _wait_gone(pids: list[int], timeout: float, groups: bool = False) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        _reap(pids)
+        alive = [p for p in pids if (_group_alive(p) if groups else _pid_alive(p))]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.2)
+
+
+def _kill_pids(pids: list[int], timeout: float = 30) -> None:
+    """SIGTERM, SIGTERM again (the scheduler wants a second one), then SIGKILL the process groups."""
+    pids = [p for p in pids if _pid_alive(p)]
+    step = max(timeout / 3, 1.0)
+    for p in pids:
+        _signal(p, signal.SIGTERM)
+    alive = _wait_gone(pids, step)
+    for p in alive:
+        _signal(p, signal.SIGTERM)
+    alive = _wait_gone(alive, step)
+    for p in alive:
+        _signal(p, signal.SIGKILL, group=True)
+        _signal(p, signal.SIGKILL)
+    _wait_gone(alive, step)
+    # stragglers in the process groups (LocalExecutor workers, task supervisors, uvicorn workers)
+    for pg in pids:
+        if _group_alive(pg):
+            _signal(pg, signal.SIGTERM, group=True)
+    left = _wait_gone(pids, 3, groups=True)
+    for pg in left:
+        _signal(pg, signal.SIGKILL, group=True)
+    _wait_gone(left, 5, groups=True)
+
+
+@contextlib.contextmanager
+def _lock(ws: Workspace) -> Iterator[None]:
+    ws.airflow_home.mkdir(parents=True, exist_ok=True)
+    with open(ws.airflow_home / "mlpipe-airflow.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _read_state(ws: Workspace) -> dict[str, Any] | None:
+    try:
+        data = json.loads(_state_path(ws).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _info_from_state(ws: Workspace, state: dict[str, Any]) -> AirflowInfo:
+    return AirflowInfo(
+        url=state["url"],
+        port=int(state["port"]),
+        pids={k: int(v) for k, v in state.get("pids", {}).items()},
+        home=str(ws.airflow_home),
+        dags_folder=state.get("dags_folder", ""),
+        username=USERNAME,
+        password=admin_password(ws),
+    )
+
+
+def _health(url: str, timeout: float = 3.0) -> dict[str, Any] | None:
+    try:
+        resp = httpx.get(f"{url}/api/v2/monitor/health", timeout=timeout)
+    except httpx.HTTPError:
+        return None
+    if resp.status_code != 200:
+        return None
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+def _component_healthy(health: dict[str, Any], name: str, since: float | None) -> bool:
+    part = health.get(name) or {}
+    if part.get("status") != "healthy":
+        return False
+    if since is None:
+        return True
+    beat = part.get(f"latest_{name}_heartbeat")
+    if not beat:
+        return False
+    try:
+        return datetime.fromisoformat(str(beat).replace("Z", "+00:00")).timestamp() >= since - 1
+    except ValueError:
+        return True
+
+
+def _is_healthy(health: dict[str, Any] | None, since: float | None = None) -> bool:
+    return bool(health) and all(_component_healthy(health, n, since) for n in ("scheduler", "dag_processor"))
+
+
+def status(ws: Workspace) -> AirflowInfo | None:
+    """The running embedded Airflow of ``ws``, or None (not started, a component died, or api not answering)."""
+    state = _read_state(ws)
+    if not state or not state.get("pids"):
+        return None
+    if not all(_pid_alive(int(p)) and _pid_is_ours(int(p), ws) for p in state["pids"].values()):
+        return None
+    if _health(state["url"]) is None:
+        return None
+    return _info_from_state(ws, state)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _migrate(ws: Workspace, env: dict[str, str]) -> None:
+    from importlib.metadata import version
+
+    airflow_version = version("apache-airflow")
+    marker = ws.airflow_home / DB_MARKER
+    db = ws.airflow_home / "airflow.db"
+    if db.is_file() and marker.is_file() and marker.read_text().strip() == airflow_version:
+        return
+    logfile = _components_log_dir(ws) / "db-migrate.log"
+    with open(logfile, "wb") as out:
+        proc = subprocess.run(
+            [*_airflow_cmd(), "db", "migrate"],
+            env=_process_env(env),
+            cwd=ws.airflow_home,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    if proc.returncode != 0:
+        raise LocalAirflowError(f"'airflow db migrate' failed (exit {proc.returncode}):\n{_tail(logfile)}")
+    marker.write_text(airflow_version)
+
+
+def _spawn(ws: Workspace, name: str, args: list[str], env: dict[str, str]) -> int:
+    logdir = _components_log_dir(ws)
+    rundir = ws.airflow_home / "run"
+    rundir.mkdir(exist_ok=True)
+    with open(logdir / f"{name}.log", "ab") as out:
+        out.write(f"\n===== {datetime.now().isoformat()} starting {name}\n".encode())
+        out.flush()
+        proc = subprocess.Popen(
+            [*_airflow_cmd(), *args],
+            env=_process_env(env),
+            cwd=ws.airflow_home,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # own session + process group: detached, and killable as a group
+            close_fds=True,
+        )
+    _CHILDREN[proc.pid] = proc
+    (rundir / f"{name}.pid").write_text(str(proc.pid))
+    return proc.pid
+
+
+def wait_healthy(ws: Workspace, info: AirflowInfo, timeout: float = 120, since: float | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        dead = [n for n, p in info.pids.items() if not _pid_alive(p)]
+        if dead:
+            logs = "\n".join(
+                f"--- {n}:\n{_tail(_components_log_dir(ws) / f'{n}.log')}" for n in dead
+            )
+            raise LocalAirflowError(f"Airflow component(s) {', '.join(dead)} exited during start-up:\n{logs}")
+        last = _health(info.url, timeout=2)
+        if _is_healthy(last, since):
+            return
+        time.sleep(0.5)
+    raise LocalAirflowError(
+        f"Airflow at {info.url} did not become healthy within {timeout:.0f}s (last health: {last}); "
+        f"component logs are in {_components_log_dir(ws)}"
+    )
+
+
+def start(
+    ws: Workspace,
+    dags_folder: str | Path | None = None,
+    port: int | None = None,
+    wait: bool = True,
+    timeout: float = 120,
+) -> AirflowInfo:
+    """Start the embedded Airflow of ``ws`` (idempotent: a healthy running one is returned as is)."""
+    with _lock(ws):
+        current = status(ws)
+        if current is not None:
+            want_dags = str(Path(dags_folder).resolve()) if dags_folder else None
+            if (want_dags is None or want_dags == current.dags_folder) and (port is None or port == current.port):
+                return current
+            log.info("restarting the embedded Airflow of %s with new settings", ws.home)
+            _stop_locked(ws, timeout=30)
+        else:
+            _stop_locked(ws, timeout=15)  # leftovers of a half-dead instance
+
+        if port is None:
+            port = DEFAULT_PORT if _port_free(DEFAULT_PORT) else _free_port()
+        elif not _port_free(port):
+            raise LocalAirflowError(f"port {port} on {HOST} is already in use")
+        dags = Path(dags_folder).resolve() if dags_folder else _default_dags_folder(ws)
+        dags.mkdir(parents=True, exist_ok=True)
+        password = _ensure_password(ws)
+        env = airflow_env(ws, dags_folder=dags, port=port)
+        _migrate(ws, env)
+
+        since = time.time()
+        pids: dict[str, int] = {}
+        try:
+            pids["api-server"] = _spawn(
+                ws, "api-server", ["api-server", "--host", HOST, "--port", str(port), "--workers", "1"], env
+            )
+            pids["scheduler"] = _spawn(ws, "scheduler", ["scheduler", "--skip-serve-logs"], env)
+            pids["dag-processor"] = _spawn(ws, "dag-processor", ["dag-processor"], env)
+            pids["triggerer"] = _spawn(ws, "triggerer", ["triggerer", "--skip-serve-logs"], env)
+        except OSError as exc:
+            _kill_pids(list(pids.values()), timeout=10)
+            raise LocalAirflowError(f"could not start Airflow: {exc}") from exc
+        url = f"http://{HOST}:{port}"
+        state = {
+            "url": url,
+            "port": port,
+            "pids": pids,
+            "dags_folder": str(dags),
+            "submitted_folder": str(submitted_dags_folder(ws)),
+            "started_at": since,
+            "workspace_home": str(ws.home),
+        }
+        _state_path(ws).write_text(json.dumps(state, indent=2))
+        info = AirflowInfo(
+            url=url, port=port, pids=pids, home=str(ws.airflow_home), dags_folder=str(dags),
+            username=USERNAME, password=password,
+        )
+        if wait:
+            try:
+                wait_healthy(ws, info, timeout=timeout, since=since)
+            except LocalAirflowError:
+                _stop_locked(ws, timeout=10)
+                raise
+        return info
+
+
+def _stop_locked(ws: Workspace, timeout: float) -> bool:
+    state = _read_state(ws)
+    pids: list[int] = []
+    if state:
+        pids = [int(p) for p in state.get("pids", {}).values()]
+    rundir = ws.airflow_home / "run"
+    if rundir.is_dir():
+        for f in rundir.glob("*.pid"):
+            with contextlib.suppress(OSError, ValueError):
+                pids.append(int(f.read_text().strip()))
+            f.unlink(missing_ok=True)
+    pids = sorted({p for p in pids if _pid_alive(p) and _pid_is_ours(p, ws)})
+    if pids:
+        _kill_pids(pids, timeout=timeout)
+    _state_path(ws).unlink(missing_ok=True)
+    return bool(pids)
+
+
+def stop(ws: Workspace, timeout: float = 30) -> bool:
+    """Stop the embedded Airflow of ``ws``; True if something was running."""
+    with _lock(ws):
+        return _stop_locked(ws, timeout)
+
+
+def ensure_running(ws: Workspace) -> AirflowInfo:
+    return status(ws) or start(ws)
+
+
+def info_dict(info: AirflowInfo) -> dict[str, Any]:
+    data = asdict(info)
+    data.pop("password", None)
+    return data

@@ -1,0 +1,92 @@
+"""Submitting a Pipeline: its spec goes where the Airflow DAG processor reads it, then a DAG run is triggered.
+
+The same path serves the embedded default (an Airflow we start on 127.0.0.1) and a remote api-server.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+from airflow_mlpipe.compiler.factory import SPECS_DIRNAME, write_stub
+from airflow_mlpipe.operators.base import CONF_KEY
+from airflow_mlpipe.runtime.step_runner import resolve_parameters
+from airflow_mlpipe.spec import canonical_json, spec_hash
+
+
+def dag_id_for_experiment(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def check_parameters(spec: dict[str, Any], values: dict[str, Any] | None) -> dict[str, Any]:
+    """Unknown names and wrong types fail before anything is submitted."""
+    from airflow_mlpipe.exceptions import UserErrorException
+
+    values = dict(values or {})
+    unknown = sorted(set(values) - set(spec.get("parameters", {})))
+    if unknown:
+        raise UserErrorException(
+            f"Pipeline parameter with name {unknown[0]!r} does not exist "
+            f"(parameters: {sorted(spec.get('parameters', {}))})"
+        )
+    resolved = resolve_parameters(spec.get("parameters", {}), values)
+    return {k: resolved[k] for k in values}
+
+
+def publish_spec(ws: Any, spec: dict[str, Any]) -> tuple[Path, str]:
+    """Write ``spec`` into the submitted-pipelines bundle (atomically, only when it changed)."""
+    from airflow_mlpipe.clients.local_airflow import submitted_dags_folder
+
+    folder = submitted_dags_folder(ws)
+    write_stub(folder)
+    path = folder / SPECS_DIRNAME / f"{spec['name']}.json"
+    text = json.dumps(spec, indent=1, sort_keys=True)
+    if not path.exists() or path.read_text() != text:
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return path, spec_hash(spec)
+
+
+def submit_pipeline(experiment: Any, pipeline: Any, pipeline_parameters: dict | None = None,
+                    regenerate_outputs: bool = False, continue_on_step_failure: bool = False,
+                    tags: dict | None = None, dag_id: str | None = None):
+    """Trigger a run of ``pipeline``; returns the PipelineRun (not waiting for it)."""
+    from airflow_mlpipe.clients.airflow_rest import client_for
+    from airflow_mlpipe.sdk.runs import PipelineRun
+
+    ws = experiment.workspace
+    write_spec = dag_id is None
+    if dag_id is None:
+        dag_id = dag_id_for_experiment(experiment.name)
+        spec = pipeline.to_spec(dag_id)
+        values = check_parameters(spec, pipeline_parameters)
+        _, digest = publish_spec(ws, spec)
+    else:  # a DAG file in the dags folder already defines this pipeline (``pipeline.to_dag(dag_id)``)
+        spec = pipeline.to_spec(dag_id)
+        values = check_parameters(spec, pipeline_parameters)
+        digest = spec_hash(spec)
+    client = client_for(ws)
+    if write_spec:
+        client.wait_for_dag(dag_id, predicate=lambda d: digest in (d.get("doc_md") or ""), timeout=120)
+    else:
+        client.wait_for_dag(dag_id, timeout=120)
+    client.unpause(dag_id)
+    run_id = str(uuid.uuid4())
+    meta = {"run_id": run_id, "experiment": experiment.name, "regenerate_outputs": bool(regenerate_outputs),
+            "continue_on_step_failure": bool(continue_on_step_failure), "tags": dict(tags or {})}
+    conf = json.loads(canonical_json({**values, CONF_KEY: meta}))
+    ws.store.upsert_pipeline_run(
+        run_id, experiment=experiment.name, dag_id=dag_id, airflow_run_id=run_id, status="NotStarted",
+        pipeline_name=dag_id, spec_hash=digest, parameters=values, tags=dict(tags or {}),
+        regenerate_outputs=bool(regenerate_outputs),
+    )
+    client.trigger(dag_id, conf=conf, dag_run_id=run_id, note=f"experiment {experiment.name}")
+    run = PipelineRun(experiment, run_id)
+    print(f"Submitted PipelineRun {run_id}")
+    if run.ui_url:
+        print(f"Link to Airflow UI: {run.ui_url}")
+    return run

@@ -1,0 +1,13 @@
+"""v1 ``azureml.data.datapath``."""
+
+from __future__ import annotations
+
+from .._reexport import reexport
+
+__getattr__, __dir__ = reexport(
+    __name__,
+    (
+        "DataPath",
+        "DataPathComputeBinding",
+    ),
+)

@@ -1,0 +1,1 @@
+"""PipelineSpec → Airflow DAG (deterministic: the same spec gives the same DAG)."""

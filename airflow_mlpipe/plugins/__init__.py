@@ -1,0 +1,1 @@
+"""The Airflow plugin of airflow-mlpipe (registered through the ``airflow.plugins`` entry point)."""

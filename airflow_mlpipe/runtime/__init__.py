@@ -1,0 +1,1 @@
+"""Run-time side of steps: what operators do, testable without a scheduler."""

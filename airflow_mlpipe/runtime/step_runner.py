@@ -1,0 +1,423 @@
+"""Running one PythonScriptStep: inputs resolved, script run in a snapshot, outputs committed atomically.
+
+Independent of Airflow: the operator passes an :class:`StepExecution` with a function that pulls upstream
+outputs (XCom in a DAG run), so tests can drive it directly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from airflow_mlpipe.runtime import contract as c
+from airflow_mlpipe.runtime.hashing import hash_tree
+from airflow_mlpipe.runtime.snapshot import copy_snapshot
+from airflow_mlpipe.sdk.parameters import coerce_parameter, env_name
+from airflow_mlpipe.store.db import utcnow
+from airflow_mlpipe.workspace import Workspace
+
+COMPAT_PATH = str(Path(__file__).resolve().parents[1] / "compat")
+OUTPUT_FORMAT_BY_KIND = {"parquet": "parquet", "delimited": "delimited"}
+_SECRET_ENV = re.compile(r"^AIRFLOW__.*(SECRET|KEY|CONN|PASSWORD|TOKEN)", re.IGNORECASE)
+
+
+class StepFailed(RuntimeError):
+    """The step's script failed; the message names the step and the exit code."""
+
+
+@dataclass
+class StepExecution:
+    workspace: Workspace
+    pipeline_run_id: str
+    experiment: str
+    dag_id: str
+    step: dict[str, Any]
+    pipeline: dict[str, Any]
+    parameter_values: dict[str, Any]
+    upstream: Callable[[str, str], dict[str, Any] | None]
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("airflow_mlpipe.step"))
+    try_number: int = 1
+
+    @property
+    def step_run_id(self) -> str:
+        return f"{self.pipeline_run_id}.{self.step['task_id']}"
+
+
+def path_segment(value: str) -> str:
+    return re.sub(r"[^\w.-]", "_", value)
+
+
+def resolve_parameters(parameters_spec: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """Pipeline parameter values for a run: submitted values checked against their types, else defaults."""
+    out: dict[str, Any] = {}
+    for name, p in parameters_spec.items():
+        out[name] = coerce_parameter(None, name, p["type"], values[name]) if name in values else p["default"]
+    return out
+
+
+def output_location(ex: StepExecution, out: dict[str, Any]) -> dict[str, str]:
+    datastore = out.get("datastore") or ex.pipeline.get("default_datastore") or ex.workspace._default_datastore_name
+    if out.get("destination_path"):
+        rel = (out["destination_path"].replace("{run-id}", path_segment(ex.pipeline_run_id))
+               .replace("{output-name}", out["name"]).strip("/"))
+    else:
+        rel = f"azureml/{path_segment(ex.pipeline_run_id)}/{ex.step['task_id']}/{out['name']}"
+    return {"datastore": datastore, "path": rel}
+
+
+class _Outputs:
+    """Staging and atomic commit of a step's outputs."""
+
+    def __init__(self, ex: StepExecution, workdir: Path) -> None:
+        from airflow_mlpipe.sdk.datastore import Datastore
+
+        self.ex = ex
+        self.items: list[dict[str, Any]] = []
+        for out in ex.step["outputs"]:
+            loc = output_location(ex, out)
+            store = Datastore.get(ex.workspace, loc["datastore"])
+            final = store.full_path(loc["path"])
+            if store.is_local:
+                staging = f"{final}.partial-{uuid.uuid4().hex[:8]}"
+                Path(staging).mkdir(parents=True, exist_ok=True)
+            else:
+                staging = str(workdir / "outputs" / out["name"])
+                Path(staging).mkdir(parents=True, exist_ok=True)
+            self.items.append({"spec": out, "loc": loc, "store": store, "final": final, "staging": staging})
+
+    def local_paths(self) -> dict[str, str]:
+        return {i["spec"]["name"]: i["staging"] for i in self.items}
+
+    def discard(self) -> None:
+        for item in self.items:
+            shutil.rmtree(item["staging"], ignore_errors=True)
+
+    def commit(self) -> dict[str, dict[str, Any]]:
+        """Move every staged output into place; only then is it visible (and pushed to consumers)."""
+        committed: dict[str, dict[str, Any]] = {}
+        for item in self.items:
+            store, final, staging = item["store"], item["final"], item["staging"]
+            fs = store.fs
+            if store.is_local:
+                if os.path.exists(final):
+                    shutil.rmtree(final)  # a retry of this same step run replaces its own earlier output
+                os.makedirs(os.path.dirname(final), exist_ok=True)
+                os.replace(staging, final)
+            else:
+                if fs.exists(final):
+                    fs.rm(final, recursive=True)
+                files = [p for p in Path(staging).rglob("*") if p.is_file()]
+                for p in files:
+                    fs.put_file(str(p), f"{final}/{p.relative_to(staging).as_posix()}")
+                shutil.rmtree(staging, ignore_errors=True)
+            content_hash, size, count = hash_tree(fs, final) if fs.exists(final) else ("blake3:empty", 0, 0)
+            spec = item["spec"]
+            committed[spec["name"]] = {
+                "uri": store.uri(item["loc"]["path"]),
+                "datastore": item["loc"]["datastore"],
+                "path": item["loc"]["path"],
+                "content_hash": content_hash,
+                "format": spec.get("format", "files"),
+                "size": size,
+                "files": count,
+                "pipeline_output_name": spec.get("pipeline_output_name"),
+                "producer_run_id": self.ex.step_run_id,
+            }
+        return committed
+
+
+def _dataset_definition(location: dict[str, Any], read: dict[str, Any] | None) -> dict[str, Any]:
+    paths = [{"datastore": location["datastore"], "path": location["path"]}]
+    if not read or read.get("type") == "file":
+        return {"type": "file", "source": {"format": "files", "paths": paths, "options": {}}, "transforms": []}
+    return {"type": "tabular",
+            "source": {"format": read["format"], "paths": paths, "options": dict(read.get("options") or {})},
+            "transforms": list(read.get("transforms") or [])}
+
+
+class _Inputs:
+    """Local paths, env vars and run-context entries for each input."""
+
+    def __init__(self, ex: StepExecution, workdir: Path) -> None:
+        self.ex = ex
+        self.workdir = workdir
+        self.arg_values: dict[str, str] = {}
+        self.env: dict[str, str] = {}
+        self.context: dict[str, Any] = {}
+        self.record: dict[str, Any] = {}
+        dataset_vars: list[str] = []
+        for inp in ex.step["inputs"]:
+            kind = inp["kind"]
+            name = inp["name"]
+            if kind == "pipeline_data":
+                self._pipeline_data(inp, dataset_vars)
+            elif kind in ("dataset", "dataset_parameter"):
+                definition = inp.get("dataset")
+                if kind == "dataset_parameter":
+                    definition = ex.parameter_values[inp["parameter"]]
+                self._dataset(name, inp["mode"], definition, dataset_vars)
+            elif kind in ("data_reference", "datapath_parameter"):
+                ref = inp if kind == "data_reference" else ex.parameter_values[inp["parameter"]]
+                loc = {"datastore": ref.get("datastore") or ex.workspace._default_datastore_name,
+                       "path": ref.get("path") or ""}
+                path = self._localize(name, loc, inp.get("mode", "mount"))
+                self.env[c.DATAREFERENCE_PREFIX + name] = path
+                self.arg_values[name] = path
+                self.record[name] = {"kind": kind, **loc}
+            else:
+                raise StepFailed(f"Step {ex.step['name']!r}: input {name!r} has unknown kind {kind!r}")
+        if dataset_vars:
+            self.env[c.ENV_DATASET_VARS] = ",".join(dataset_vars)
+
+    def _localize(self, name: str, loc: dict[str, Any], mode: str, single_file: bool = False) -> str:
+        from airflow_mlpipe.sdk.datastore import Datastore
+
+        store = Datastore.get(self.ex.workspace, loc["datastore"])
+        full = store.full_path(loc["path"])
+        if store.is_local and mode != "download":
+            return full
+        target = self.workdir / "inputs" / name
+        fs = store.fs
+        if fs.isfile(full):
+            target.mkdir(parents=True, exist_ok=True)
+            dest = target / Path(full).name
+            fs.get_file(full, str(dest))
+            return str(dest)
+        if store.is_local:
+            shutil.copytree(full, target, dirs_exist_ok=True)
+        else:
+            fs.get(full.rstrip("/") + "/", str(target) + "/", recursive=True)
+        return str(target)
+
+    def _pipeline_data(self, inp: dict[str, Any], dataset_vars: list[str]) -> None:
+        name = inp["name"]
+        src = inp["source"]
+        value = self.ex.upstream(src["task_id"], src["output"])
+        if not value:
+            raise StepFailed(
+                f"Step {self.ex.step['name']!r}: input {name!r} expects output {src['output']!r} of step "
+                f"{src['step']!r}, but that step handed over no output (did it run?)"
+            )
+        loc = {"datastore": value["datastore"], "path": value["path"]}
+        self.record[name] = {"kind": "pipeline_data", "content_hash": value.get("content_hash"),
+                             "uri": value.get("uri"), "producer_run_id": value.get("producer_run_id")}
+        read = inp.get("read")
+        mode = inp.get("mode", "mount")
+        if read is not None and mode == "direct":
+            definition = _dataset_definition(loc, read)
+            self.context[name] = {"mode": "direct", "dataset": definition}
+            self.env[name] = name
+            self.arg_values[name] = name
+            dataset_vars.append(f"{name}:direct")
+            return
+        path = self._localize(name, loc, mode)
+        self.env[c.DATAREFERENCE_PREFIX + name] = path
+        self.arg_values[name] = path
+        if read is not None:
+            self.context[name] = {"mode": mode, "path": path}
+            self.env[name] = path
+            dataset_vars.append(f"{name}:{mode}")
+
+    def _dataset(self, name: str, mode: str, definition: dict[str, Any], dataset_vars: list[str]) -> None:
+        if mode == "direct":
+            self.context[name] = {"mode": "direct", "dataset": definition}
+            value = definition.get("id") or name
+        else:
+            from airflow_mlpipe.sdk.dataset import materialize
+
+            target = self.workdir / "inputs" / name
+            target.mkdir(parents=True, exist_ok=True)
+            value = materialize(self.ex.workspace, definition, mode, str(target))
+            self.context[name] = {"mode": mode, "path": value}
+        self.env[name] = value
+        self.arg_values[name] = value
+        dataset_vars.append(f"{name}:{mode}")
+        self.record[name] = {"kind": "dataset", "mode": mode, "dataset_id": definition.get("id"),
+                             "name": definition.get("name"), "version": definition.get("version")}
+
+
+def _script_env(ex: StepExecution, inputs: _Inputs, outputs: _Outputs, context_file: Path,
+                metrics_file: Path, snapshot: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not _SECRET_ENV.match(k)}
+    runconfig = ex.step.get("runconfig") or {}
+    env.update({str(k): str(v) for k, v in
+                ((runconfig.get("environment") or {}).get("environment_variables") or {}).items()})
+    pythonpath = [COMPAT_PATH, str(snapshot)]
+    if env.get("PYTHONPATH"):
+        pythonpath.append(env["PYTHONPATH"])
+    env.update({
+        "PYTHONPATH": os.pathsep.join(pythonpath),
+        "PYTHONUNBUFFERED": "1",
+        c.ENV_RUN_CONTEXT: str(context_file),
+        c.ENV_METRICS_FILE: str(metrics_file),
+        c.ENV_PIPELINE_RUN_ID: ex.pipeline_run_id,
+        c.ENV_STEP_NAME: ex.step["name"],
+        c.ENV_RUN_ID: ex.step_run_id,
+        c.ENV_EXPERIMENT: ex.experiment,
+        c.ENV_WORKSPACE_NAME: ex.workspace.name,
+        c.ENV_SUBSCRIPTION: ex.workspace.subscription_id,
+        c.ENV_RESOURCE_GROUP: ex.workspace.resource_group,
+        c.ENV_SERVICE_ENDPOINT: "mlpipe://local",
+        c.ENV_RUN_TOKEN: "local",
+        c.ENV_RUN_TOKEN_EXPIRY: "0",
+        "MLPIPE_WORKSPACE_HOME": str(ex.workspace.home),
+    })
+    env.update(inputs.env)
+    for name, path in outputs.local_paths().items():
+        env[c.DATAREFERENCE_PREFIX + name] = path
+        env[name] = path
+    file_outputs = [o["name"] for o in ex.step["outputs"] if o["kind"] == "output_file_dataset"]
+    if file_outputs:
+        env[c.ENV_DATASET_FILE_OUTPUTS] = ";".join(file_outputs)
+    for pname, value in ex.parameter_values.items():
+        if pname in ex.step.get("parameters", []):
+            env[c.PARAMETER_PREFIX + env_name(pname)] = _as_arg(value)
+    for key, token in (ex.step.get("params") or {}).items():
+        env[c.PARAMETER_PREFIX + key] = _token_value(ex, token, inputs, outputs)
+    return env
+
+
+def _as_arg(value: Any) -> str:
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def _token_value(ex: StepExecution, token: dict[str, Any], inputs: _Inputs, outputs: _Outputs) -> str:
+    if "literal" in token:
+        return token["literal"]
+    if "parameter" in token:
+        return _as_arg(ex.parameter_values[token["parameter"]])
+    if "input" in token:
+        return inputs.arg_values[token["input"]]
+    if "output" in token:
+        return outputs.local_paths()[token["output"]]
+    raise StepFailed(f"Step {ex.step['name']!r}: unknown argument token {token!r}")
+
+
+def _run_script(ex: StepExecution, argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, list[str]]:
+    """Run the script, streaming its output line by line into the task log; returns (exit code, last lines)."""
+    tail: deque[str] = deque(maxlen=40)
+    timeout = (ex.step.get("runconfig") or {}).get("max_run_duration_seconds")
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, bufsize=1, start_new_session=True)
+    start = time.monotonic()
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            tail.append(line)
+            ex.log.info("%s", line)
+            if timeout and time.monotonic() - start > timeout:
+                proc.kill()
+                tail.append(f"killed: the step ran longer than max_run_duration_seconds={timeout}")
+                break
+        code = proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return code, list(tail)
+
+
+def _ingest_run_records(ex: StepExecution, metrics_file: Path) -> str | None:
+    """Load what the script logged into the store; returns the script's own ``run.fail()`` error, if any."""
+    from airflow_mlpipe.runtime.metrics_io import read_records, split_records
+
+    records = split_records(read_records(metrics_file))
+    if records.metrics:
+        ex.workspace.store.add_metrics(ex.step_run_id, ex.pipeline_run_id, records.metrics)
+    if records.tags or records.properties:
+        row = ex.workspace.store.get_step_run(ex.step_run_id) or {}
+        details = dict(row.get("details") or {})
+        details["tags"] = {**details.get("tags", {}), **records.tags}
+        details["properties"] = {**details.get("properties", {}), **records.properties}
+        ex.workspace.store.upsert_step_run(ex.step_run_id, details=details)
+    if records.status == "Failed":
+        return str(records.error or "the script called run.fail()")
+    return None
+
+
+def run_python_step(ex: StepExecution) -> dict[str, dict[str, Any]]:
+    """Run the step; returns the committed outputs by name. Raises :class:`StepFailed` on failure."""
+    step = ex.step
+    store = ex.workspace.store
+    started = utcnow()
+    store.upsert_pipeline_run(ex.pipeline_run_id, experiment=ex.experiment, dag_id=ex.dag_id,
+                              status="Running")
+    run_row = store.get_pipeline_run(ex.pipeline_run_id)
+    if run_row and run_row.get("start_time") is None:
+        store.upsert_pipeline_run(ex.pipeline_run_id, start_time=started)
+    store.upsert_step_run(ex.step_run_id, pipeline_run_id=ex.pipeline_run_id, step_name=step["name"],
+                          task_id=step["task_id"], kind=step["kind"], status="Running", start_time=started,
+                          end_time=None, error=None, try_number=ex.try_number)
+    workdir = Path(tempfile.mkdtemp(prefix=f"mlpipe-{step['task_id']}-"))
+    outputs: _Outputs | None = None
+    try:
+        snapshot = workdir / "snapshot"
+        copy_snapshot(step["source_directory"], snapshot)
+        inputs = _Inputs(ex, workdir)
+        outputs = _Outputs(ex, workdir)
+        context_file = workdir / "run_context.json"
+        metrics_file = workdir / "metrics.jsonl"
+        context_file.write_text(json.dumps({
+            "run_id": ex.step_run_id, "pipeline_run_id": ex.pipeline_run_id, "step_name": step["name"],
+            "experiment": ex.experiment, "workspace": ex.workspace.to_ref(),
+            "input_datasets": inputs.context, "output_datasets": outputs.local_paths(),
+            "parameters": {k: ex.parameter_values[k] for k in step.get("parameters", [])},
+        }, default=str))
+        argv = [sys.executable, step["script_name"]] + [
+            _token_value(ex, t, inputs, outputs) for t in step["arguments"]
+        ]
+        env = _script_env(ex, inputs, outputs, context_file, metrics_file, snapshot)
+        ex.log.info("Step %r: running %s in a snapshot of %s", step["name"], " ".join(argv[1:]),
+                    step["source_directory"])
+        code, tail = _run_script(ex, argv, env, snapshot)
+        script_error = _ingest_run_records(ex, metrics_file)
+        if code == 0 and script_error:
+            raise StepFailed(f"Step {step['name']!r} failed: {script_error}")
+        if code != 0:
+            message = f"Step {step['name']!r} failed: script {step['script_name']} exited with code {code}"
+            last = next((ln for ln in reversed(tail) if ln.strip()), "")
+            raise StepFailed(f"{message}: {last}" if last else message)
+        committed = outputs.commit()
+        outputs = None
+        _register_outputs(ex, committed)
+        store.upsert_step_run(ex.step_run_id, status="Finished", end_time=utcnow(), outputs=committed,
+                              inputs=inputs.record)
+        for name, out in committed.items():
+            ex.log.info("Output %r committed: %s (%d files, %d bytes, %s)", name, out["uri"], out["files"],
+                        out["size"], out["content_hash"])
+        return committed
+    except BaseException as exc:
+        if outputs is not None:
+            outputs.discard()
+        store.upsert_step_run(ex.step_run_id, status="Failed", end_time=utcnow(), error=str(exc)[:4000])
+        raise
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _register_outputs(ex: StepExecution, committed: dict[str, dict[str, Any]]) -> None:
+    """``as_dataset().register(...)`` / ``register_on_complete(...)``: a new dataset version per success."""
+    for out in ex.step["outputs"]:
+        reg = out.get("register")
+        if not reg:
+            continue
+        value = committed[out["name"]]
+        definition = _dataset_definition(value, None)
+        ex.workspace.store.register_dataset(reg["name"], definition, reg.get("description"), reg.get("tags"),
+                                            create_new_version=True)

@@ -1,0 +1,8 @@
+"""Step classes (v1 ``azureml.pipeline.steps``)."""
+
+from __future__ import annotations
+
+from airflow_mlpipe.sdk.steps.base import PipelineStep, StepSequence
+from airflow_mlpipe.sdk.steps.python_script_step import PythonScriptStep
+
+__all__ = ["PipelineStep", "PythonScriptStep", "StepSequence"]
