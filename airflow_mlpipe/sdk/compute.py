@@ -65,12 +65,7 @@ class ComputeTarget:
 
     @staticmethod
     def list(workspace: Any) -> dict[str, ComputeTarget]:
-        from sqlalchemy import select
-
-        from airflow_mlpipe.store.models import Setting
-
-        with workspace.store.session() as s:
-            keys = list(s.scalars(select(Setting.key).where(Setting.key.like("compute:%"))))
+        keys = list(workspace.store.settings_with_prefix("compute:"))
         return {k.split(":", 1)[1]: ComputeTarget(workspace, k.split(":", 1)[1]) for k in keys}
 
     def wait_for_completion(self, show_output: bool = False, **_: Any) -> None:

@@ -1,105 +1,114 @@
 """Tables of our own metadata store (prefix ``mlpipe_``), kept apart from Airflow's database.
 
-Task code may not use Airflow's ORM, so runs, metrics and registries live here, reached by URL.
+Task code may not use Airflow's ORM, so runs, metrics and registries live here, reached by URL. These are
+SQLAlchemy Core tables on purpose: ORM use in a process that has Airflow's models loaded makes SQLAlchemy
+configure every mapper of the process (about a second per task process), and the store is on the hot path.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+metadata = MetaData()
 
+schema_version = Table(
+    "mlpipe_schema_version", metadata,
+    Column("version", Integer, primary_key=True),
+    Column("applied_at", DateTime),
+)
 
-class Base(DeclarativeBase):
-    pass
+settings = Table(
+    "mlpipe_settings", metadata,
+    Column("key", String(200), primary_key=True),
+    Column("value", Text),
+)
 
+experiments = Table(
+    "mlpipe_experiments", metadata,
+    Column("name", String(255), primary_key=True),
+    Column("created_at", DateTime),
+)
 
-class SchemaVersion(Base):
-    __tablename__ = "mlpipe_schema_version"
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    applied_at: Mapped[datetime] = mapped_column(DateTime)
+pipeline_runs = Table(
+    "mlpipe_pipeline_runs", metadata,
+    Column("run_id", String(250), primary_key=True),
+    Column("experiment", String(255), index=True),
+    Column("dag_id", String(250), index=True),
+    Column("airflow_run_id", String(250)),
+    Column("status", String(40)),
+    Column("pipeline_name", String(250), nullable=True),
+    Column("spec_hash", String(80), nullable=True),
+    Column("parameters", JSON),
+    Column("tags", JSON),
+    Column("properties", JSON),
+    Column("regenerate_outputs", Boolean, default=False),
+    Column("error", Text, nullable=True),
+    Column("created_at", DateTime),
+    Column("start_time", DateTime, nullable=True),
+    Column("end_time", DateTime, nullable=True),
+)
 
+step_runs = Table(
+    "mlpipe_step_runs", metadata,
+    Column("step_run_id", String(500), primary_key=True),
+    Column("pipeline_run_id", String(250), index=True),
+    Column("step_name", String(250)),
+    Column("task_id", String(250)),
+    Column("kind", String(60)),
+    Column("status", String(40)),
+    Column("outputs", JSON),
+    Column("inputs", JSON),
+    Column("details", JSON),
+    Column("reused_run_id", String(500), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("try_number", Integer, default=1),
+    Column("start_time", DateTime, nullable=True),
+    Column("end_time", DateTime, nullable=True),
+)
 
-class Setting(Base):
-    __tablename__ = "mlpipe_settings"
-    key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
+metrics = Table(
+    "mlpipe_metrics", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(500), index=True),
+    Column("pipeline_run_id", String(250), index=True, nullable=True),
+    Column("name", String(250)),
+    Column("kind", String(20)),  # scalar | list | row | table | image | ...
+    Column("value", JSON),
+    Column("step", Float, nullable=True),
+    Column("description", Text, nullable=True),
+    Column("logged_at", DateTime),
+)
 
+datasets = Table(
+    "mlpipe_datasets", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(250), index=True),
+    Column("version", Integer),
+    Column("definition", JSON),
+    Column("description", Text, nullable=True),
+    Column("tags", JSON),
+    Column("created_at", DateTime),
+    UniqueConstraint("name", "version"),
+)
 
-class ExperimentRow(Base):
-    __tablename__ = "mlpipe_experiments"
-    name: Mapped[str] = mapped_column(String(255), primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-
-
-class PipelineRunRow(Base):
-    __tablename__ = "mlpipe_pipeline_runs"
-    run_id: Mapped[str] = mapped_column(String(250), primary_key=True)
-    experiment: Mapped[str] = mapped_column(String(255), index=True)
-    dag_id: Mapped[str] = mapped_column(String(250), index=True)
-    airflow_run_id: Mapped[str] = mapped_column(String(250))
-    status: Mapped[str] = mapped_column(String(40))
-    pipeline_name: Mapped[str | None] = mapped_column(String(250), nullable=True)
-    spec_hash: Mapped[str | None] = mapped_column(String(80), nullable=True)
-    parameters: Mapped[dict] = mapped_column(JSON, default=dict)
-    tags: Mapped[dict] = mapped_column(JSON, default=dict)
-    properties: Mapped[dict] = mapped_column(JSON, default=dict)
-    regenerate_outputs: Mapped[bool] = mapped_column(Boolean, default=False)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-    start_time: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    end_time: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-
-
-class StepRunRow(Base):
-    __tablename__ = "mlpipe_step_runs"
-    step_run_id: Mapped[str] = mapped_column(String(500), primary_key=True)
-    pipeline_run_id: Mapped[str] = mapped_column(String(250), index=True)
-    step_name: Mapped[str] = mapped_column(String(250))
-    task_id: Mapped[str] = mapped_column(String(250))
-    kind: Mapped[str] = mapped_column(String(60))
-    status: Mapped[str] = mapped_column(String(40))
-    outputs: Mapped[dict] = mapped_column(JSON, default=dict)
-    inputs: Mapped[dict] = mapped_column(JSON, default=dict)
-    details: Mapped[dict] = mapped_column(JSON, default=dict)
-    reused_run_id: Mapped[str | None] = mapped_column(String(500), nullable=True)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    try_number: Mapped[int] = mapped_column(Integer, default=1)
-    start_time: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    end_time: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-
-
-class MetricRow(Base):
-    __tablename__ = "mlpipe_metrics"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[str] = mapped_column(String(500), index=True)
-    pipeline_run_id: Mapped[str | None] = mapped_column(String(250), index=True, nullable=True)
-    name: Mapped[str] = mapped_column(String(250))
-    kind: Mapped[str] = mapped_column(String(20))  # scalar | list | row | table | image
-    value: Mapped[object] = mapped_column(JSON)
-    step: Mapped[float | None] = mapped_column(Float, nullable=True)
-    description: Mapped[str | None] = mapped_column(Text, nullable=True)
-    logged_at: Mapped[datetime] = mapped_column(DateTime)
-
-
-class DatasetRow(Base):
-    __tablename__ = "mlpipe_datasets"
-    __table_args__ = (UniqueConstraint("name", "version"),)
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(String(250), index=True)
-    version: Mapped[int] = mapped_column(Integer)
-    definition: Mapped[dict] = mapped_column(JSON)
-    description: Mapped[str | None] = mapped_column(Text, nullable=True)
-    tags: Mapped[dict] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-
-
-class DatastoreRow(Base):
-    __tablename__ = "mlpipe_datastores"
-    name: Mapped[str] = mapped_column(String(250), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(60))
-    url: Mapped[str] = mapped_column(Text)
-    conn_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
-    options: Mapped[dict] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+datastores = Table(
+    "mlpipe_datastores", metadata,
+    Column("name", String(250), primary_key=True),
+    Column("kind", String(60)),
+    Column("url", Text),
+    Column("conn_id", String(250), nullable=True),
+    Column("options", JSON),
+    Column("created_at", DateTime),
+)
