@@ -28,11 +28,28 @@ def utcnow() -> datetime:
 
 
 def _migration_1(engine: Engine) -> None:
-    t.metadata.create_all(engine)
+    t.metadata.create_all(engine, tables=t.CORE_TABLES)
+
+
+def _tables_of(module: str) -> Callable[[Engine], None]:
+    """A migration that creates the tables a feature module lists in ``TABLES``."""
+
+    def migrate(engine: Engine) -> None:
+        import importlib
+
+        t.metadata.create_all(engine, tables=importlib.import_module(module).TABLES)
+
+    migrate.__name__ = f"create_tables_of_{module.rsplit('.', 1)[-1]}"
+    return migrate
 
 
 #: ordered schema migrations; append, never edit a released one
-MIGRATIONS: list[Callable[[Engine], None]] = [_migration_1]
+MIGRATIONS: list[Callable[[Engine], None]] = [
+    _migration_1,
+    _tables_of("airflow_mlpipe.store.tables_cache"),  # 2: step cache (issue 3)
+    _tables_of("airflow_mlpipe.store.tables_published"),  # 3: published pipelines, endpoints, schedules
+    _tables_of("airflow_mlpipe.store.tables_models"),  # 4: model registry
+]
 
 
 def _one(conn: Connection, stmt: Any) -> dict[str, Any] | None:

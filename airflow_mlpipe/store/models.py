@@ -112,3 +112,6 @@ datastores = Table(
     Column("options", JSON),
     Column("created_at", DateTime),
 )
+
+#: the tables of schema version 1 (feature modules ``tables_*.py`` add theirs in later migrations)
+CORE_TABLES = [schema_version, settings, experiments, pipeline_runs, step_runs, metrics, datasets, datastores]

@@ -55,7 +55,7 @@ def _pipeline(ws, src, env=None):
     numbers = PipelineData("numbers")
     total = PipelineData("total", pipeline_output_name="the_total")
     n = PipelineParameter("n", default_value=5)
-    produce = PythonScriptStep("produce.py", name="produce", arguments=["--out", numbers, "--n", n],
+    PythonScriptStep("produce.py", name="produce", arguments=["--out", numbers, "--n", n],
                                outputs=[numbers], source_directory=str(src))
     rc = RunConfiguration()
     rc.environment_variables = env or {}
