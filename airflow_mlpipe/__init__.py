@@ -41,6 +41,13 @@ _EXPORTS: dict[str, str] = {
     "StepRun": "airflow_mlpipe.sdk.runs",
     "StepRunOutput": "airflow_mlpipe.sdk.runs",
     "PortDataReference": "airflow_mlpipe.sdk.runs",
+    # publishing, endpoints, schedules
+    "PublishedPipeline": "airflow_mlpipe.sdk.published",
+    "PipelineEndpoint": "airflow_mlpipe.sdk.published",
+    "PipelineVersion": "airflow_mlpipe.sdk.published",
+    "Schedule": "airflow_mlpipe.sdk.schedule",
+    "ScheduleRecurrence": "airflow_mlpipe.sdk.schedule",
+    "TimeZone": "airflow_mlpipe.sdk.schedule",
     # compute and environments
     "ComputeTarget": "airflow_mlpipe.sdk.compute",
     "AmlCompute": "airflow_mlpipe.sdk.compute",

@@ -1,5 +1,17 @@
 """The embedded Airflow of a workspace: SQLite + LocalExecutor, every component on 127.0.0.1.
 
+Distributed mode: the workspace config may carry Airflow settings that replace the defaults, e.g. PostgreSQL
+as the metadata database and the CeleryExecutor with a Redis broker::
+
+    "airflow": {"settings": {"AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg2://…/airflow",
+                             "AIRFLOW__CELERY__BROKER_URL": "redis://127.0.0.1:6379/0"},
+                "celery_queues": ["default", "cpu-cluster"], "celery_concurrency": 2}
+
+With the CeleryExecutor, :func:`start` also runs ``airflow celery worker --skip-serve-logs -q <queues>`` (no
+log server: every component shares the home's log folder). A non-SQLite metadata database is migrated on
+every start (the marker file only stands for the home's own SQLite file).
+
 We do not use ``airflow standalone`` (its log servers bind to all interfaces and its shutdown hangs); we start
 ``api-server``, ``scheduler --skip-serve-logs``, ``dag-processor`` and ``triggerer --skip-serve-logs`` ourselves
 as detached processes (each in its own session / process group), with an environment built by
@@ -18,6 +30,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -38,12 +51,17 @@ import httpx
 
 from airflow_mlpipe.workspace import ENV_WORKSPACE_CONFIG, ENV_WORKSPACE_HOME, Workspace
 
+ENV_STORE_URL = "MLPIPE_STORE_URL"
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8080
 HOST = "127.0.0.1"
 USERNAME = "admin"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+CELERY_WORKER = "celery-worker"
+DEFAULT_CELERY_QUEUE = "default"
+DEFAULT_CELERY_CONCURRENCY = 2
 STATE_FILE = "mlpipe-airflow.json"
 SECRETS_FILE = "mlpipe-secrets.json"
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
@@ -209,7 +227,74 @@ def airflow_env(ws: Workspace, dags_folder: str | Path | None = None, port: int 
     }
     if ws.config_path and ws.config_path.is_file():
         env[ENV_WORKSPACE_CONFIG] = str(ws.config_path)
+    if ws.store_url != _default_store_url(ws):
+        env[ENV_STORE_URL] = ws.store_url
+    env.update(airflow_settings(ws))
+    if is_celery(env):
+        env.setdefault("AIRFLOW__CELERY__WORKER_CONCURRENCY", str(celery_concurrency(ws)))
     return env
+
+
+def _default_store_url(ws: Workspace) -> str:
+    return f"sqlite:///{ws.home / 'mlpipe.db'}"
+
+
+def _launcher_config(ws: Workspace) -> dict[str, Any]:
+    cfg = ws.config.get("airflow") or {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def airflow_settings(ws: Workspace) -> dict[str, str]:
+    """``airflow.settings`` of the workspace config: ``AIRFLOW__*`` variables that replace our defaults."""
+    settings = _launcher_config(ws).get("settings") or {}
+    if not isinstance(settings, dict):
+        raise LocalAirflowError(
+            f"workspace config {ws.config_path}: 'airflow.settings' must be an object of AIRFLOW__* variables, "
+            f"got {type(settings).__name__}"
+        )
+    out: dict[str, str] = {}
+    for key, value in settings.items():
+        if not isinstance(key, str) or not (key.startswith("AIRFLOW__") or key == "AIRFLOW_CONFIG"):
+            raise LocalAirflowError(
+                f"workspace config {ws.config_path}: 'airflow.settings' key {key!r} is not an AIRFLOW__* variable"
+            )
+        if value is None:
+            continue
+        out[key] = str(value) if not isinstance(value, (dict, list)) else json.dumps(value)
+    return out
+
+
+def is_celery(env: dict[str, str]) -> bool:
+    """True if the executor setting names the CeleryExecutor (alone, by class path, or in a list)."""
+    executors = env.get("AIRFLOW__CORE__EXECUTOR", "")
+    return any(e.strip().split(".")[-1].split(":")[-1] == "CeleryExecutor" for e in executors.split(","))
+
+
+def celery_queues(ws: Workspace, env: dict[str, str] | None = None) -> list[str]:
+    """The queues the worker consumes: ``airflow.celery_queues`` (plus the default queue, always)."""
+    default = (env or {}).get("AIRFLOW__OPERATORS__DEFAULT_QUEUE") or DEFAULT_CELERY_QUEUE
+    raw = _launcher_config(ws).get("celery_queues") or [default]
+    if isinstance(raw, str):
+        raw = raw.split(",")
+    queues = [str(q).strip() for q in raw if str(q).strip()]
+    if default not in queues:  # steps without a compute target go to the default queue
+        queues.insert(0, default)
+    return list(dict.fromkeys(queues))
+
+
+def celery_concurrency(ws: Workspace) -> int:
+    value = _launcher_config(ws).get("celery_concurrency") or DEFAULT_CELERY_CONCURRENCY
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        raise LocalAirflowError(f"workspace config: 'airflow.celery_concurrency' must be a positive integer, got {value!r}")
+    return number
+
+
+def _is_sqlite(env: dict[str, str]) -> bool:
+    return env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "").startswith("sqlite")
 
 
 def _process_env(env: dict[str, str]) -> dict[str, str]:
@@ -218,7 +303,7 @@ def _process_env(env: dict[str, str]) -> dict[str, str]:
         k: v
         for k, v in os.environ.items()
         if not (k == "AIRFLOW_HOME" or k.startswith("AIRFLOW__") or k == "AIRFLOW_CONFIG")
-        and k not in (ENV_WORKSPACE_HOME, ENV_WORKSPACE_CONFIG)
+        and k not in (ENV_WORKSPACE_HOME, ENV_WORKSPACE_CONFIG, ENV_STORE_URL)
     }
     base.update(env)
     base.setdefault("PYTHONUNBUFFERED", "1")
@@ -267,14 +352,15 @@ def _pid_alive(pid: int) -> bool:
 def _pid_is_ours(pid: int, ws: Workspace) -> bool:
     """True if ``pid`` is an airflow process of this workspace (guards against recycled pids).
 
-    Components run with cwd = the airflow home (their environ may be overwritten by setproctitle).
+    Components run with cwd = the airflow home (their environ may be overwritten by setproctitle). Celery
+    retitles its worker ``[celeryd: <name>:MainProcess] …``, without "airflow" in it.
     """
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         cwd = os.readlink(f"/proc/{pid}/cwd")
     except OSError:
         return _pid_alive(pid)
-    if b"airflow" not in cmdline:
+    if b"airflow" not in cmdline and not cmdline.startswith(b"[celeryd: "):
         return False
     if Path(cwd) == ws.airflow_home.resolve():
         return True
@@ -458,7 +544,8 @@ def _migrate(ws: Workspace, env: dict[str, str]) -> None:
     airflow_version = version("apache-airflow")
     marker = ws.airflow_home / DB_MARKER
     db = ws.airflow_home / "airflow.db"
-    if db.is_file() and marker.is_file() and marker.read_text().strip() == airflow_version:
+    sqlite_here = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") == f"sqlite:///{db}"
+    if sqlite_here and db.is_file() and marker.is_file() and marker.read_text().strip() == airflow_version:
         return
     logfile = _components_log_dir(ws) / "db-migrate.log"
     with open(logfile, "wb") as out:
@@ -473,7 +560,8 @@ def _migrate(ws: Workspace, env: dict[str, str]) -> None:
         )
     if proc.returncode != 0:
         raise LocalAirflowError(f"'airflow db migrate' failed (exit {proc.returncode}):\n{_tail(logfile)}")
-    marker.write_text(airflow_version)
+    if sqlite_here:
+        marker.write_text(airflow_version)
 
 
 def _spawn(ws: Workspace, name: str, args: list[str], env: dict[str, str]) -> int:
@@ -496,6 +584,17 @@ def _spawn(ws: Workspace, name: str, args: list[str], env: dict[str, str]) -> in
     _CHILDREN[proc.pid] = proc
     (rundir / f"{name}.pid").write_text(str(proc.pid))
     return proc.pid
+
+
+def celery_worker_args(ws: Workspace, env: dict[str, str]) -> list[str]:
+    """``celery worker`` arguments: our queues and concurrency, no log server, a name unique to this home."""
+    digest = hashlib.sha256(str(ws.airflow_home.resolve()).encode()).hexdigest()[:8]
+    return [
+        "celery", "worker", "--skip-serve-logs",
+        "-q", ",".join(celery_queues(ws, env)),
+        "-c", env.get("AIRFLOW__CELERY__WORKER_CONCURRENCY") or str(celery_concurrency(ws)),
+        "-H", f"mlpipe-{digest}@{socket.gethostname()}",
+    ]
 
 
 def wait_healthy(ws: Workspace, info: AirflowInfo, timeout: float = 120, since: float | None = None) -> None:
@@ -556,6 +655,8 @@ def start(
             pids["scheduler"] = _spawn(ws, "scheduler", ["scheduler", "--skip-serve-logs"], env)
             pids["dag-processor"] = _spawn(ws, "dag-processor", ["dag-processor"], env)
             pids["triggerer"] = _spawn(ws, "triggerer", ["triggerer", "--skip-serve-logs"], env)
+            if is_celery(env):
+                pids[CELERY_WORKER] = _spawn(ws, CELERY_WORKER, celery_worker_args(ws, env), env)
         except OSError as exc:
             _kill_pids(list(pids.values()), timeout=10)
             raise LocalAirflowError(f"could not start Airflow: {exc}") from exc

@@ -58,7 +58,11 @@ def build_dag(spec: dict[str, Any], schedule: Any = None, **dag_kwargs: Any):
     dag_kwargs.setdefault("tags", DEFAULT_TAGS)
     dag_kwargs.setdefault("doc_md", doc_md(spec, digest))
     dag_kwargs.setdefault("description", spec.get("description") or f"airflow-mlpipe pipeline {spec['name']}")
+    from airflow_mlpipe.operators.base import PLANNER_TASK_ID
+    from airflow_mlpipe.operators.planner import CachePlanOperator
+
     with DAG(dag_id=spec["name"], schedule=schedule, params=dag_params(spec), **dag_kwargs) as dag:
+        planner = CachePlanOperator(task_id=PLANNER_TASK_ID, steps=spec["steps"], pipeline=pipeline_ctx)
         tasks = {}
         for step in spec["steps"]:
             queue = (step.get("compute") or {}).get("queue")
@@ -68,5 +72,7 @@ def build_dag(spec: dict[str, Any], schedule: Any = None, **dag_kwargs: Any):
             )
             for dep in step["depends_on"]:
                 tasks[dep] >> op
+            if not step["depends_on"]:
+                planner >> op
             tasks[step["name"]] = op
     return dag

@@ -6,11 +6,26 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_mlpipe.runtime.step_runner import StepExecution, resolve_parameters
+from airflow_mlpipe.runtime.step_runner import StepExecution, StepResult, resolve_parameters
 from airflow_mlpipe.workspace import Workspace
 
 #: key of ``dag_run.conf`` where submissions put the experiment name, run id and flags
 CONF_KEY = "__mlpipe"
+#: task id of the cache planner at the head of every compiled DAG
+PLANNER_TASK_ID = "mlpipe_cache_plan"
+#: XCom key under which the planner hands on the outputs of the steps it reused
+REUSED_OUTPUTS_KEY = "reused_outputs"
+
+
+def run_meta(context: Any) -> dict[str, Any]:
+    conf = dict(getattr(context["dag_run"], "conf", None) or {})
+    return conf.get(CONF_KEY) or {}
+
+
+def parameter_values(pipeline: dict[str, Any], context: Any) -> dict[str, Any]:
+    params = dict(context.get("params") or {})
+    values = {k: params[k] for k in pipeline.get("parameters", {}) if k in params}
+    return resolve_parameters(pipeline.get("parameters", {}), values)
 
 
 class MlpipeStepOperator(BaseOperator):
@@ -25,12 +40,17 @@ class MlpipeStepOperator(BaseOperator):
         self.pipeline = pipeline
 
     def step_execution(self, context: Any) -> StepExecution:
-        dag_run = context["dag_run"]
-        conf = dict(getattr(dag_run, "conf", None) or {})
-        meta = conf.get(CONF_KEY) or {}
-        params = dict(context.get("params") or {})
-        values = {k: params[k] for k in self.pipeline.get("parameters", {}) if k in params}
+        meta = run_meta(context)
         ti = context["ti"]
+        reused: dict[str, Any] = {}
+        if self.step["inputs"] and PLANNER_TASK_ID in self.dag.task_dict:
+            reused = ti.xcom_pull(task_ids=PLANNER_TASK_ID, key=REUSED_OUTPUTS_KEY) or {}
+
+        def upstream(task_id: str, output: str) -> dict[str, Any] | None:
+            if task_id in reused:  # the planner reused that step: its outputs come from the plan
+                return reused[task_id].get(output)
+            return ti.xcom_pull(task_ids=task_id, key=output)
+
         return StepExecution(
             workspace=Workspace.from_ref(self.pipeline.get("workspace")),
             pipeline_run_id=meta.get("run_id") or context["run_id"],
@@ -38,8 +58,21 @@ class MlpipeStepOperator(BaseOperator):
             dag_id=self.dag_id,
             step=self.step,
             pipeline=self.pipeline,
-            parameter_values=resolve_parameters(self.pipeline.get("parameters", {}), values),
-            upstream=lambda task_id, output: ti.xcom_pull(task_ids=task_id, key=output),
+            parameter_values=parameter_values(self.pipeline, context),
+            upstream=upstream,
             log=self.log,
             try_number=getattr(ti, "try_number", 1) or 1,
+            regenerate_outputs=bool(meta.get("regenerate_outputs")),
         )
+
+    def hand_on(self, context: Any, result: StepResult) -> dict[str, Any]:
+        """Push every output under its name; a reused step then skips itself (consumers still get them)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        ti = context["ti"]
+        for name, value in result.outputs.items():
+            ti.xcom_push(key=name, value=value)
+        if result.reused_from:
+            ti.xcom_push(key="return_value", value=result.outputs)
+            raise AirflowSkipException(f"reused the outputs of step run {result.reused_from} (cache hit)")
+        return result.outputs

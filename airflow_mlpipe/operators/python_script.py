@@ -12,17 +12,12 @@ from airflow_mlpipe.runtime.step_runner import StepFailed, run_python_step
 
 class PythonScriptStepOperator(MlpipeStepOperator):
     """Pushes ``{uri, content_hash, format, ...}`` per output under the output's name, and all of them as the
-    return value, so consumers (and plain ``@task`` code) can pull them."""
-
-    ui_color = "#dbeafe"
+    return value, so consumers (and plain ``@task`` code) can pull them. A cache hit is a skipped task."""
 
     def execute(self, context: Any) -> dict[str, Any]:
         execution = self.step_execution(context)
         try:
-            committed = run_python_step(execution)
+            result = run_python_step(execution)
         except StepFailed as exc:
             raise AirflowException(str(exc)) from None
-        ti = context["ti"]
-        for name, value in committed.items():
-            ti.xcom_push(key=name, value=value)
-        return committed
+        return self.hand_on(context, result)

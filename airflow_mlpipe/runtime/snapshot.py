@@ -1,18 +1,25 @@
-"""Snapshot of a step's ``source_directory``: the files the step runs with, minus ignore-file matches."""
+"""Snapshot of a step's ``source_directory``: the files the step runs with, minus ignore-file matches.
+
+Unlike v1 (one top-level ignore file), every folder's ``.amlignore`` — or its ``.gitignore`` when it has no
+``.amlignore`` — applies to that folder's subtree, and ignored folders are not walked at all. Snapshots are
+stored content-addressed under the workspace home, so an unchanged file is stored once across runs.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pathspec
 
-ALWAYS_IGNORED = (".git", "__pycache__", ".mlpipe", ".azureml", ".venv")
+ALWAYS_IGNORED = (".git", "__pycache__", ".mlpipe", ".azureml", ".venv", ".ipynb_checkpoints")
 
 
-def ignore_spec(folder: Path) -> pathspec.PathSpec | None:
-    """``.amlignore`` wins over ``.gitignore`` at the top of the folder, as in v1."""
+def _ignore_spec(folder: Path) -> pathspec.PathSpec | None:
     for name in (".amlignore", ".gitignore"):
         path = folder / name
         if path.is_file():
@@ -21,24 +28,26 @@ def ignore_spec(folder: Path) -> pathspec.PathSpec | None:
 
 
 def snapshot_files(folder: str | Path) -> list[str]:
-    """Relative paths (sorted, '/'-separated) of the files a snapshot holds; ignored folders are not walked."""
+    """Relative paths (sorted, '/'-separated) of the files a snapshot holds."""
     folder = Path(folder)
-    spec = ignore_spec(folder)
+    specs: dict[str, list[tuple[str, pathspec.PathSpec]]] = {}
     found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         rel_dir = os.path.relpath(dirpath, folder).replace(os.sep, "/")
         rel_dir = "" if rel_dir == "." else rel_dir + "/"
-        keep = []
-        for d in sorted(dirnames):
-            if d in ALWAYS_IGNORED or (spec and spec.match_file(rel_dir + d + "/")):
-                continue
-            keep.append(d)
-        dirnames[:] = keep
-        for f in sorted(filenames):
-            rel = rel_dir + f
-            if spec and spec.match_file(rel):
-                continue
-            found.append(rel)
+        parent = rel_dir.rstrip("/").rsplit("/", 1)[0] + "/" if "/" in rel_dir.rstrip("/") else ""
+        active = list(specs.get(parent if rel_dir else "", [])) if rel_dir else []
+        own = _ignore_spec(Path(dirpath))
+        if own is not None:
+            active.append((rel_dir, own))
+        specs[rel_dir] = active
+
+        def ignored(rel: str, active=active) -> bool:
+            return any(spec.match_file(rel[len(base):]) for base, spec in active)
+
+        dirnames[:] = [d for d in sorted(dirnames)
+                       if d not in ALWAYS_IGNORED and not ignored(rel_dir + d + "/")]
+        found.extend(rel_dir + f for f in sorted(filenames) if not ignored(rel_dir + f))
     return sorted(found)
 
 
@@ -51,3 +60,66 @@ def copy_snapshot(folder: str | Path, target: str | Path) -> list[str]:
         shutil.copy2(folder / rel, dest)
     target.mkdir(parents=True, exist_ok=True)
     return files
+
+
+def git_info(folder: str | Path) -> dict[str, Any] | None:
+    """Repository, branch, commit and dirty flag when ``folder`` is inside a git work tree (one git call)."""
+    folder = Path(folder).resolve()
+    if not any((p / ".git").exists() for p in (folder, *folder.parents)):
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(folder), "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
+                             capture_output=True, text=True, timeout=10)
+        top = subprocess.run(["git", "-C", str(folder), "rev-parse", "--show-toplevel"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    info: dict[str, Any] = {"repository": top.stdout.strip(), "dirty": False}
+    for line in out.stdout.splitlines():
+        if line.startswith("# branch.oid "):
+            info["commit"] = line.split(" ", 2)[2]
+        elif line.startswith("# branch.head "):
+            info["branch"] = line.split(" ", 2)[2]
+        elif not line.startswith("#"):
+            info["dirty"] = True
+    return info
+
+
+class SnapshotStore:
+    """Content-addressed file objects plus one manifest per step run, under ``<home>/snapshots``."""
+
+    def __init__(self, home: str | Path) -> None:
+        self.root = Path(home) / "snapshots"
+        self.objects = self.root / "objects"
+
+    def _object(self, digest: str) -> Path:
+        return self.objects / digest[:2] / digest
+
+    def save(self, folder: str | Path, manifest: dict[str, str], step_run_id: str,
+             git: dict[str, Any] | None) -> Path:
+        """Store new file contents and the run's manifest; returns the manifest path."""
+        folder = Path(folder)
+        for rel, digest in manifest.items():
+            obj = self._object(digest)
+            if not obj.exists():
+                obj.parent.mkdir(parents=True, exist_ok=True)
+                tmp = obj.with_suffix(f".tmp{os.getpid()}")
+                shutil.copy2(folder / rel, tmp)
+                os.replace(tmp, obj)
+        runs = self.root / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        path = runs / f"{step_run_id}.json"
+        path.write_text(json.dumps({"source_directory": str(folder), "files": manifest, "git": git}, indent=1))
+        return path
+
+    def materialize(self, manifest: dict[str, str], target: str | Path) -> None:
+        """The working copy a step runs in: copies of the stored objects (never links: a script that rewrites a
+        file in its working folder must not change the stored snapshot)."""
+        target = Path(target)
+        target.mkdir(parents=True, exist_ok=True)
+        for rel, digest in manifest.items():
+            dest = target / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(self._object(digest), dest)

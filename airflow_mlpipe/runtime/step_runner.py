@@ -24,7 +24,6 @@ from typing import Any
 
 from airflow_mlpipe.runtime import contract as c
 from airflow_mlpipe.runtime.hashing import hash_tree
-from airflow_mlpipe.runtime.snapshot import copy_snapshot
 from airflow_mlpipe.sdk.parameters import coerce_parameter, env_name
 from airflow_mlpipe.store.db import utcnow
 from airflow_mlpipe.workspace import Workspace
@@ -50,6 +49,7 @@ class StepExecution:
     upstream: Callable[[str, str], dict[str, Any] | None]
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("airflow_mlpipe.step"))
     try_number: int = 1
+    regenerate_outputs: bool = False
 
     @property
     def step_run_id(self) -> str:
@@ -151,9 +151,10 @@ def _dataset_definition(location: dict[str, Any], read: dict[str, Any] | None) -
 class _Inputs:
     """Local paths, env vars and run-context entries for each input."""
 
-    def __init__(self, ex: StepExecution, workdir: Path) -> None:
+    def __init__(self, ex: StepExecution, workdir: Path, upstream: dict[str, dict[str, Any]]) -> None:
         self.ex = ex
         self.workdir = workdir
+        self.upstream = upstream
         self.arg_values: dict[str, str] = {}
         self.env: dict[str, str] = {}
         self.context: dict[str, Any] = {}
@@ -204,13 +205,7 @@ class _Inputs:
 
     def _pipeline_data(self, inp: dict[str, Any], dataset_vars: list[str]) -> None:
         name = inp["name"]
-        src = inp["source"]
-        value = self.ex.upstream(src["task_id"], src["output"])
-        if not value:
-            raise StepFailed(
-                f"Step {self.ex.step['name']!r}: input {name!r} expects output {src['output']!r} of step "
-                f"{src['step']!r}, but that step handed over no output (did it run?)"
-            )
+        value = self.upstream[name]
         loc = {"datastore": value["datastore"], "path": value["path"]}
         self.record[name] = {"kind": "pipeline_data", "content_hash": value.get("content_hash"),
                              "uri": value.get("uri"), "producer_run_id": value.get("producer_run_id")}
@@ -351,8 +346,56 @@ def _ingest_run_records(ex: StepExecution, metrics_file: Path) -> str | None:
     return None
 
 
-def run_python_step(ex: StepExecution) -> dict[str, dict[str, Any]]:
-    """Run the step; returns the committed outputs by name. Raises :class:`StepFailed` on failure."""
+def collect_upstream(ex: StepExecution) -> dict[str, dict[str, Any]]:
+    """The producer's committed output for every PipelineData input (by input name)."""
+    found: dict[str, dict[str, Any]] = {}
+    for inp in ex.step["inputs"]:
+        if inp["kind"] != "pipeline_data":
+            continue
+        src = inp["source"]
+        value = ex.upstream(src["task_id"], src["output"])
+        if not value:
+            raise StepFailed(
+                f"Step {ex.step['name']!r}: input {inp['name']!r} expects output {src['output']!r} of step "
+                f"{src['step']!r}, but that step handed over no output (did it run?)"
+            )
+        found[inp["name"]] = value
+    return found
+
+
+@dataclass
+class StepResult:
+    outputs: dict[str, dict[str, Any]]
+    key: str
+    reused_from: str | None = None  # the step run whose outputs were reused
+
+
+def _public(outputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {n: {k: v for k, v in o.items() if k != "manifest"} for n, o in outputs.items()}
+
+
+def _reuse(ex: StepExecution, entry: dict[str, Any], key: str, started: Any) -> StepResult:
+    from airflow_mlpipe.runtime.cache import touch
+
+    outputs = _public(entry["outputs"])
+    touch(ex.workspace, key)
+    ex.workspace.store.upsert_step_run(
+        ex.step_run_id, status="Finished", end_time=utcnow(), outputs=outputs, reused_run_id=entry["step_run_id"],
+        details={"cache_key": key, "reused_pipeline_run_id": entry["pipeline_run_id"]},
+    )
+    ex.log.info("Step %r reused the outputs of step run %s (pipeline run %s); cache key %s", ex.step["name"],
+                entry["step_run_id"], entry["pipeline_run_id"], key)
+    for name, out in outputs.items():
+        ex.log.info("Output %r: %s (%s)", name, out["uri"], out["content_hash"])
+    return StepResult(outputs, key, entry["step_run_id"])
+
+
+def run_python_step(ex: StepExecution) -> StepResult:
+    """Run the step, or reuse a verified earlier result. Raises :class:`StepFailed` on failure."""
+    from airflow_mlpipe.runtime import cache
+    from airflow_mlpipe.runtime.fingerprints import tree_manifest
+    from airflow_mlpipe.runtime.snapshot import SnapshotStore, git_info
+
     step = ex.step
     store = ex.workspace.store
     started = utcnow()
@@ -363,13 +406,33 @@ def run_python_step(ex: StepExecution) -> dict[str, dict[str, Any]]:
         store.upsert_pipeline_run(ex.pipeline_run_id, start_time=started)
     store.upsert_step_run(ex.step_run_id, pipeline_run_id=ex.pipeline_run_id, step_name=step["name"],
                           task_id=step["task_id"], kind=step["kind"], status="Running", start_time=started,
-                          end_time=None, error=None, try_number=ex.try_number)
-    workdir = Path(tempfile.mkdtemp(prefix=f"mlpipe-{step['task_id']}-"))
+                          end_time=None, error=None, try_number=ex.try_number, reused_run_id=None)
+    flight: cache.SingleFlight | None = None
     outputs: _Outputs | None = None
+    workdir = Path(tempfile.mkdtemp(prefix=f"mlpipe-{step['task_id']}-"))
     try:
+        upstream = collect_upstream(ex)
+        manifest = tree_manifest(store, step["source_directory"], step.get("hash_paths"))
+        key = cache.compute_key(ex.workspace, step, manifest, upstream, ex.parameter_values)
+        if step.get("allow_reuse", True) and not ex.regenerate_outputs:
+            entry, why = cache.lookup(ex.workspace, key.key)
+            if entry is None:
+                flight = cache.SingleFlight(ex.workspace, key.key)
+                entry = flight.acquire(ex.log)
+            if entry is not None:
+                flight = None
+                return _reuse(ex, entry, key.key, started)
+            reasons = ([why] if why else []) + cache.explain_miss(ex.workspace, step, key)
+            ex.log.info("Step %r: cache miss (key %s): %s", step["name"], key.key, "; ".join(reasons))
+        else:
+            ex.log.info("Step %r runs without reuse: %s", step["name"],
+                        "regenerate_outputs=True" if ex.regenerate_outputs else "allow_reuse=False")
+        snapshots = SnapshotStore(ex.workspace.home)
         snapshot = workdir / "snapshot"
-        copy_snapshot(step["source_directory"], snapshot)
-        inputs = _Inputs(ex, workdir)
+        git = git_info(step["source_directory"])
+        snapshots.save(step["source_directory"], manifest, ex.step_run_id, git)
+        snapshots.materialize(manifest, snapshot)
+        inputs = _Inputs(ex, workdir, upstream)
         outputs = _Outputs(ex, workdir)
         context_file = workdir / "run_context.json"
         metrics_file = workdir / "metrics.jsonl"
@@ -396,18 +459,22 @@ def run_python_step(ex: StepExecution) -> dict[str, dict[str, Any]]:
         committed = outputs.commit()
         outputs = None
         _register_outputs(ex, committed)
+        cache.record(ex.workspace, step, key, committed, ex.step_run_id, ex.pipeline_run_id)
         store.upsert_step_run(ex.step_run_id, status="Finished", end_time=utcnow(), outputs=committed,
-                              inputs=inputs.record)
+                              inputs=inputs.record,
+                              details={"cache_key": key.key, "git": git})
         for name, out in committed.items():
             ex.log.info("Output %r committed: %s (%d files, %d bytes, %s)", name, out["uri"], out["files"],
                         out["size"], out["content_hash"])
-        return committed
+        return StepResult(committed, key.key)
     except BaseException as exc:
         if outputs is not None:
             outputs.discard()
         store.upsert_step_run(ex.step_run_id, status="Failed", end_time=utcnow(), error=str(exc)[:4000])
         raise
     finally:
+        if flight is not None:
+            flight.release()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

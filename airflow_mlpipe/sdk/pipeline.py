@@ -152,6 +152,14 @@ class Pipeline:
         self._dag_id = dag_id
         return build_dag(self.to_spec(dag_id), schedule=schedule, **dag_kwargs)
 
+    def publish(self, name: str | None = None, description: str | None = None, version: str | None = None,
+                continue_on_step_failure: bool | None = None):
+        """Store this pipeline immutably as a PublishedPipeline (served as a DAG and a REST endpoint)."""
+        from airflow_mlpipe.sdk.published import PublishedPipeline
+
+        return PublishedPipeline._from_pipeline(self, name=name, description=description, version=version,
+                                                continue_on_step_failure=continue_on_step_failure)
+
     def submit(self, experiment_name: str, pipeline_parameters: dict | None = None,
                continue_on_step_failure: bool = False, regenerate_outputs: bool = False,
                parent_run_id: str | None = None, credential_passthrough: Any = None, **kwargs: Any):

@@ -329,6 +329,14 @@ class PipelineRun(Run):
             raise ActivityFailedException(f"Pipeline run {self.id} {status.lower()}: {message}", details)
         return status
 
+    def publish_pipeline(self, name: str, description: str | None = None, version: str | None = None,
+                         continue_on_step_failure: bool | None = None, **kwargs: Any):
+        """Publish the pipeline this run ran (v1 ``PipelineRun.publish_pipeline``)."""
+        from airflow_mlpipe.sdk.published import PublishedPipeline
+
+        return PublishedPipeline._from_run(self, name=name, description=description, version=version,
+                                           continue_on_step_failure=continue_on_step_failure)
+
     def cancel(self) -> None:
         client = _client(self.experiment.workspace)
         if client is not None and self.get_status() not in TERMINAL:

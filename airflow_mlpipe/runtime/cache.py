@@ -1,0 +1,303 @@
+"""The step cache: content-addressed keys, verified hits, explained misses, single flight.
+
+A step's key covers its canonical configuration, the content of its source snapshot, the content of its
+inputs (upstream outputs by their committed hash, datasets by a file-content fingerprint) and the values of
+the pipeline parameters it uses. A hit is only trusted after the recorded outputs are found unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from airflow_mlpipe.runtime.fingerprints import dataset_fingerprint, hash_json
+from airflow_mlpipe.store.db import utcnow
+from airflow_mlpipe.store.tables_cache import cache_entries, cache_locks
+
+KEY_VERSION = 1
+#: spec fields that say where or as what a step runs, not what it computes
+_NOT_IN_KEY = {"name", "task_id", "depends_on", "source_directory", "allow_reuse", "parameters", "hash_paths"}
+LOCK_HEARTBEAT_S = 5.0
+LOCK_STALE_S = 30.0
+
+
+@dataclass
+class StepKey:
+    key: str
+    components: dict[str, Any]
+
+
+@dataclass
+class Decision:
+    """What the cache says about one step."""
+
+    step: str
+    task_id: str
+    action: str  # "reuse" | "run" | "pending"
+    reason: str
+    key: str | None = None
+    entry: dict[str, Any] | None = None
+    changes: list[str] = field(default_factory=list)
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        return (self.entry or {}).get("outputs") or {}
+
+
+def step_config(step: dict[str, Any]) -> dict[str, Any]:
+    """The configuration part of the key: canonical, without names and locations that do not change results."""
+    cfg = {k: v for k, v in step.items() if k not in _NOT_IN_KEY}
+    inputs = []
+    for inp in step.get("inputs", []):
+        item = {k: v for k, v in inp.items() if k not in ("source", "dataset")}
+        if inp.get("source"):
+            item["output"] = inp["source"]["output"]
+        inputs.append(item)
+    cfg["inputs"] = inputs
+    cfg["outputs"] = [{k: v for k, v in o.items() if k not in ("pipeline_output_name", "register")}
+                      for o in step.get("outputs", [])]
+    return cfg
+
+
+def _data_ref_definition(ref: dict[str, Any], default_datastore: str) -> dict[str, Any]:
+    return {"type": "file", "source": {"format": "files", "options": {},
+                                       "paths": [{"datastore": ref.get("datastore") or default_datastore,
+                                                  "path": ref.get("path") or ""}]}, "transforms": []}
+
+
+def input_hashes(workspace: Any, step: dict[str, Any], upstream: dict[str, dict[str, Any]],
+                 parameter_values: dict[str, Any]) -> dict[str, str]:
+    """Content hash of every input; ``upstream`` maps input name → the producer's output (from XCom)."""
+    out: dict[str, str] = {}
+    default_ds = workspace._default_datastore_name
+    for inp in step.get("inputs", []):
+        name, kind = inp["name"], inp["kind"]
+        if kind == "pipeline_data":
+            out[name] = upstream[name]["content_hash"]
+        elif kind == "dataset":
+            out[name] = dataset_fingerprint(workspace, inp["dataset"])
+        elif kind == "dataset_parameter":
+            out[name] = dataset_fingerprint(workspace, parameter_values[inp["parameter"]])
+        elif kind == "data_reference":
+            out[name] = dataset_fingerprint(workspace, _data_ref_definition(inp, default_ds))
+        elif kind == "datapath_parameter":
+            out[name] = dataset_fingerprint(workspace, _data_ref_definition(parameter_values[inp["parameter"]],
+                                                                            default_ds))
+        else:
+            out[name] = hash_json(inp)
+    return out
+
+
+def compute_key(workspace: Any, step: dict[str, Any], source_manifest: dict[str, str],
+                upstream: dict[str, dict[str, Any]], parameter_values: dict[str, Any]) -> StepKey:
+    config = step_config(step)
+    params = {p: parameter_values.get(p) for p in step.get("parameters", [])}
+    inputs = input_hashes(workspace, step, upstream, parameter_values)
+    env = (step.get("runconfig") or {}).get("environment")
+    parts = {"v": KEY_VERSION, "kind": step["kind"], "config": hash_json(config), "environment": hash_json(env),
+             "source": hash_json(source_manifest), "inputs": inputs, "params": params}
+    components = {"config": config, "environment": env, "source": source_manifest, "inputs": inputs,
+                  "params": params}
+    return StepKey(f"blake3:{hash_json(parts)}", components)
+
+
+# ---------------------------------------------------------------------------------------------- entries
+def _verify_output(workspace: Any, out: dict[str, Any]) -> str | None:
+    """None when the recorded output is still there unchanged, else why not."""
+    from airflow_mlpipe.runtime.hashing import hash_tree
+    from airflow_mlpipe.sdk.datastore import Datastore
+
+    store = Datastore.get(workspace, out["datastore"])
+    fs = store.fs
+    root = store.full_path(out["path"]).rstrip("/")
+    if not fs.exists(root):
+        return f"output {out['uri']} was deleted"
+    recorded = {rel: (size, mtime) for rel, size, mtime in out.get("manifest") or []}
+    found = {}
+    for path, info in fs.find(root, detail=True).items():
+        rel = path[len(root):].lstrip("/")
+        found[rel] = (info.get("size"), _mtime_ns(info))
+    if set(found) != set(recorded):
+        return f"output {out['uri']} has different files than when it was recorded"
+    if any(found[r][0] != recorded[r][0] for r in found):
+        return f"output {out['uri']} has files of a different size than recorded"
+    if any(found[r][1] != recorded[r][1] for r in found):  # touched: trust only the content hash
+        if hash_tree(fs, root)[0] != out["content_hash"]:
+            return f"output {out['uri']} was modified after it was recorded"
+    return None
+
+
+def _mtime_ns(info: dict[str, Any]) -> int | None:
+    mtime = info.get("mtime") or info.get("LastModified") or info.get("last_modified")
+    if mtime is None:
+        return None
+    if hasattr(mtime, "timestamp"):
+        return int(mtime.timestamp() * 1e9)
+    return int(float(mtime) * 1e9)
+
+
+def output_manifest(workspace: Any, out: dict[str, Any]) -> list[list[Any]]:
+    from airflow_mlpipe.sdk.datastore import Datastore
+
+    store = Datastore.get(workspace, out["datastore"])
+    root = store.full_path(out["path"]).rstrip("/")
+    if not store.fs.exists(root):
+        return []
+    return sorted([path[len(root):].lstrip("/"), info.get("size"), _mtime_ns(info)]
+                  for path, info in store.fs.find(root, detail=True).items())
+
+
+def lookup(workspace: Any, key: str) -> tuple[dict[str, Any] | None, str | None]:
+    """A verified entry for ``key`` (evicting one whose outputs changed), and why there is none."""
+    store = workspace.store
+    with store.begin() as conn:
+        row = conn.execute(select(cache_entries).where(cache_entries.c.key == key)).mappings().first()
+    if row is None:
+        return None, None
+    entry = dict(row)
+    for out in (entry.get("outputs") or {}).values():
+        problem = _verify_output(workspace, out)
+        if problem:
+            with store.begin() as conn:
+                conn.execute(delete(cache_entries).where(cache_entries.c.key == key))
+            return None, f"cache entry evicted: {problem}"
+    return entry, None
+
+
+def touch(workspace: Any, key: str) -> None:
+    with workspace.store.begin() as conn:
+        conn.execute(update(cache_entries).where(cache_entries.c.key == key)
+                     .values(last_used_at=utcnow(), hits=cache_entries.c.hits + 1))
+
+
+def record(workspace: Any, step: dict[str, Any], key: StepKey, outputs: dict[str, Any], step_run_id: str,
+           pipeline_run_id: str) -> None:
+    """Write the entry of a step that succeeded (never called for a failed or cancelled step)."""
+    stored = {name: {**out, "manifest": output_manifest(workspace, out)} for name, out in outputs.items()}
+    values = {"key": key.key, "step_name": step["name"], "kind": step["kind"], "components": key.components,
+              "outputs": stored, "step_run_id": step_run_id, "pipeline_run_id": pipeline_run_id,
+              "created_at": utcnow(), "last_used_at": None, "hits": 0}
+    with workspace.store.begin() as conn:
+        conn.execute(delete(cache_entries).where(cache_entries.c.key == key.key))
+        conn.execute(insert(cache_entries).values(**values))
+
+
+def explain_miss(workspace: Any, step: dict[str, Any], key: StepKey) -> list[str]:
+    """Which parts of the key changed since the latest entry recorded for this step."""
+    with workspace.store.begin() as conn:
+        row = conn.execute(select(cache_entries.c.components).where(cache_entries.c.step_name == step["name"])
+                           .order_by(cache_entries.c.created_at.desc()).limit(1)).first()
+    if row is None:
+        return ["no earlier successful run of this step"]
+    before, now = row[0] or {}, key.components
+    changes: list[str] = []
+    old_src, new_src = before.get("source") or {}, now["source"]
+    for rel in sorted(set(old_src) | set(new_src)):
+        if rel not in old_src:
+            changes.append(f"source file {rel} added")
+        elif rel not in new_src:
+            changes.append(f"source file {rel} removed")
+        elif old_src[rel] != new_src[rel]:
+            changes.append(f"source file {rel} changed")
+    for what in ("inputs", "params"):
+        old, new = before.get(what) or {}, now[what]
+        label = "input" if what == "inputs" else "parameter"
+        for name in sorted(set(old) | set(new)):
+            if old.get(name) != new.get(name):
+                detail = "content changed" if what == "inputs" else f"{old.get(name)!r} -> {new.get(name)!r}"
+                changes.append(f"{label} {name!r} {detail}")
+    if before.get("environment") != now["environment"]:
+        changes.append("environment (runconfig) changed")
+    old_cfg, new_cfg = before.get("config") or {}, now["config"]
+    for field_name in sorted(set(old_cfg) | set(new_cfg)):
+        if old_cfg.get(field_name) != new_cfg.get(field_name) and field_name != "runconfig":
+            changes.append(f"step setting {field_name!r} changed")
+    return changes or ["entry not found (evicted or recorded under another key)"]
+
+
+# ---------------------------------------------------------------------------------------------- single flight
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is dead for our purposes
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+class SingleFlight:
+    """At most one execution per key across runs, hosts and processes; waiters get the winner's entry."""
+
+    def __init__(self, workspace: Any, key: str) -> None:
+        self.workspace = workspace
+        self.key = key
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _try_take(self) -> bool:
+        store = self.workspace.store
+        try:
+            with store.begin() as conn:
+                conn.execute(insert(cache_locks).values(key=self.key, owner=self.owner, host=socket.gethostname(),
+                                                        pid=os.getpid(), heartbeat=time.time()))
+            return True
+        except IntegrityError:
+            pass
+        with store.begin() as conn:
+            row = conn.execute(select(cache_locks).where(cache_locks.c.key == self.key)).mappings().first()
+            if row is None:
+                return False
+            stale = time.time() - row["heartbeat"] > LOCK_STALE_S or (
+                row["host"] == socket.gethostname() and not _pid_alive(row["pid"]))
+            if stale:
+                conn.execute(delete(cache_locks).where(cache_locks.c.key == self.key)
+                             .where(cache_locks.c.owner == row["owner"]))
+        return False
+
+    def acquire(self, log: Any = None, poll: float = 0.25) -> dict[str, Any] | None:
+        """Take the lock (returns None: we run) or, if another run finishes the same key, its entry."""
+        waited = False
+        while True:
+            if self._try_take():
+                self._thread = threading.Thread(target=self._beat, daemon=True)
+                self._thread.start()
+                entry, _ = lookup(self.workspace, self.key)  # it may have finished just before we took it
+                if entry is not None:
+                    self.release()
+                return entry
+            if not waited and log is not None:
+                log.info("Another run is computing the same step (cache key %s): waiting for it", self.key)
+            waited = True
+            entry, _ = lookup(self.workspace, self.key)
+            if entry is not None:
+                return entry
+            time.sleep(poll)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(LOCK_HEARTBEAT_S):
+            try:
+                with self.workspace.store.begin() as conn:
+                    conn.execute(update(cache_locks).where(cache_locks.c.key == self.key)
+                                 .where(cache_locks.c.owner == self.owner).values(heartbeat=time.time()))
+            except Exception:  # noqa: BLE001 - a missed heartbeat only risks a takeover
+                pass
+
+    def release(self) -> None:
+        self._stop.set()
+        with self.workspace.store.begin() as conn:
+            conn.execute(delete(cache_locks).where(cache_locks.c.key == self.key)
+                         .where(cache_locks.c.owner == self.owner))

@@ -1,0 +1,647 @@
+"""PublishedPipeline, PipelineEndpoint, PipelineVersion (v1 ``azureml.pipeline.core``), and the DAG factory.
+
+A published pipeline is an immutable PipelineSpec stored in our store under a fresh id; its spec's ``name`` is
+the DAG id (``published__<name>__<id8>``) that ``dags/published_pipelines.py`` builds for it. Submitting it
+triggers that DAG with ``conf = {**parameter values, "__mlpipe": {...}}``, exactly like ``Experiment.submit``.
+An endpoint is a named pointer to versions ``"0"``, ``"1"``, ... of published pipelines with a default version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+from airflow_mlpipe.exceptions import UserErrorException
+from airflow_mlpipe.spec import canonical_json, check_spec, spec_hash
+from airflow_mlpipe.store import published_queries as q
+
+log = logging.getLogger(__name__)
+
+ACTIVE, DISABLED = "Active", "Disabled"
+CONF_KEY = "__mlpipe"  # same key as airflow_mlpipe.operators.base.CONF_KEY (not imported: no Airflow here)
+DAG_PREFIX = "published__"
+ENDPOINT_PREFIX = "/mlpipe/api/v1"
+
+
+def dag_id_for(name: str, pipeline_id: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_]", "_", name or "pipeline")[:150]
+    return f"{DAG_PREFIX}{slug}__{pipeline_id.replace('-', '')[:8]}"
+
+
+def _base_url(ws: Any) -> str:
+    """Where our REST routes are served (the Airflow api-server of ``ws``)."""
+    import os
+
+    url = ws.airflow_config.get("url")
+    if url:
+        return url.rstrip("/")
+    if os.environ.get("AIRFLOW__API__BASE_URL"):  # inside an Airflow component
+        return os.environ["AIRFLOW__API__BASE_URL"].rstrip("/")
+    from airflow_mlpipe.clients.local_airflow import status
+
+    info = status(ws)
+    return info.url if info else "http://127.0.0.1:8080"
+
+
+# ---------------------------------------------------------------------------------------------- submission
+def trigger_published(ws: Any, row: dict[str, Any], experiment_name: str, pipeline_parameters: dict | None = None,
+                      *, tags: dict | None = None, description: str | None = None, run_source: str = "SDK",
+                      continue_on_step_failure: bool | None = None, endpoint: dict | None = None,
+                      client: Any = None, wait_for_dag: float = 120) -> str:
+    """Validate, record and trigger one run of the published pipeline ``row``; returns the run id.
+
+    Raises UserErrorException (bad experiment name, unknown parameter, wrong type, disabled pipeline).
+    ``client`` is an AirflowClient (the plugin passes one carrying the caller's own token).
+    """
+    from airflow_mlpipe.clients.submit import check_parameters
+    from airflow_mlpipe.sdk.experiment import _NAME
+
+    if row["status"] != ACTIVE and endpoint is None:
+        raise UserErrorException(
+            f"Published pipeline {row['id']!r} ({row['name']}) is {row['status']}: Status must be Active to submit; "
+            "call enable() first"
+        )
+    if not isinstance(experiment_name, str) or not _NAME.match(experiment_name):
+        raise UserErrorException(
+            f"Experiment name {experiment_name!r} is invalid: 1-255 characters, starting with a letter or digit, "
+            "then letters, digits, '_' or '-'"
+        )
+    if tags is not None and not isinstance(tags, dict):
+        raise UserErrorException("tags must be an object of string keys and values")
+    spec = row["spec"]
+    values = check_parameters(spec, pipeline_parameters)
+    if client is None:
+        from airflow_mlpipe.clients.airflow_rest import client_for
+
+        client = client_for(ws)
+    dag_id = row["dag_id"]
+    digest = row["spec_hash"]
+    try:
+        client.wait_for_dag(dag_id, predicate=lambda d: digest in (d.get("doc_md") or ""), timeout=wait_for_dag)
+    except TimeoutError as exc:
+        raise TimeoutError(
+            f"{exc}. Published pipelines are served by dags/published_pipelines.py: the Airflow DAGs folder must "
+            "contain it (airflow-mlpipe's dags/ folder, or a copy)"
+        ) from exc
+    dag = client.get_dag(dag_id) or {}
+    if dag.get("is_paused"):
+        client.unpause(dag_id)
+    run_id = str(uuid.uuid4())
+    cosf = row.get("continue_on_step_failure") if continue_on_step_failure is None else continue_on_step_failure
+    meta = {"run_id": run_id, "experiment": experiment_name, "regenerate_outputs": False,
+            "continue_on_step_failure": bool(cosf), "tags": dict(tags or {}), "published_pipeline_id": row["id"]}
+    properties = {"azureml.pipelineid": row["id"], "azureml.runsource": run_source or "SDK"}
+    if endpoint is not None:
+        meta["pipeline_endpoint_id"] = endpoint["id"]
+        properties["azureml.pipelineendpointid"] = endpoint["id"]
+        properties["azureml.pipelineendpointversion"] = endpoint.get("version")
+    if description:
+        properties["description"] = str(description)
+    conf = json.loads(canonical_json({**values, CONF_KEY: meta}))
+    ws.store.upsert_pipeline_run(
+        run_id, experiment=experiment_name, dag_id=dag_id, airflow_run_id=run_id, status="NotStarted",
+        pipeline_name=row["name"], spec_hash=digest, parameters=values, tags={str(k): str(v) for k, v in
+                                                                              (tags or {}).items()},
+        properties=properties,
+    )
+    client.trigger(dag_id, conf=conf, dag_run_id=run_id, note=f"experiment {experiment_name} ({run_source})")
+    return run_id
+
+
+def _pipeline_run(ws: Any, experiment_name: str, run_id: str):
+    from airflow_mlpipe.sdk.experiment import Experiment
+    from airflow_mlpipe.sdk.runs import PipelineRun
+
+    return PipelineRun(Experiment(ws, experiment_name), run_id)
+
+
+# ---------------------------------------------------------------------------------------------- PublishedPipeline
+class PublishedPipeline:
+    """v1 ``PublishedPipeline``: an immutable, stored pipeline with a REST endpoint and a generated DAG."""
+
+    def __init__(self, workspace: Any, _row: dict[str, Any]) -> None:
+        self._workspace = workspace
+        self._row = _row
+
+    # ------------------------------------------------------------------ creation
+    @staticmethod
+    def _publish_spec(workspace: Any, spec: dict[str, Any], name: str, description: str | None = None,
+                      version: str | None = None, continue_on_step_failure: bool | None = None,
+                      source_run_id: str | None = None) -> PublishedPipeline:
+        if not isinstance(name, str) or not name.strip():
+            raise UserErrorException("publish: name must be a non-empty string")
+        pipeline_id = str(uuid.uuid4())
+        dag_id = dag_id_for(name, pipeline_id)
+        spec = json.loads(canonical_json(spec))  # a deep, JSON-clean copy
+        spec["name"] = dag_id
+        if description is not None:
+            spec["description"] = description
+        spec["continue_on_step_failure"] = bool(continue_on_step_failure)
+        check_spec(spec, f"published pipeline {name!r}")
+        row = q.insert_pipeline(workspace.store, {
+            "id": pipeline_id, "name": name, "description": description, "version": None if version is None
+            else str(version), "status": ACTIVE, "dag_id": dag_id, "spec": spec, "spec_hash": spec_hash(spec),
+            "continue_on_step_failure": bool(continue_on_step_failure), "total_run_steps": len(spec["steps"]),
+            "source_run_id": source_run_id,
+        })
+        return PublishedPipeline(workspace, row)
+
+    @staticmethod
+    def _from_pipeline(pipeline: Any, name: str, description: str | None = None, version: str | None = None,
+                       continue_on_step_failure: bool | None = None) -> PublishedPipeline:
+        if pipeline.workspace is None:
+            raise UserErrorException("Pipeline.publish: the pipeline has no workspace")
+        return PublishedPipeline._publish_spec(pipeline.workspace, pipeline.to_spec(name), name, description,
+                                               version, continue_on_step_failure)
+
+    @staticmethod
+    def _from_run(run: Any, name: str, description: str | None = None, version: str | None = None,
+                  continue_on_step_failure: bool | None = None) -> PublishedPipeline:
+        """The spec a PipelineRun ran (kept by the submission in the submitted-pipelines bundle)."""
+        from airflow_mlpipe.clients.local_airflow import submitted_dags_folder
+        from airflow_mlpipe.compiler.factory import SPECS_DIRNAME
+
+        ws = run.experiment.workspace
+        row = ws.store.get_pipeline_run(run.id) or {}
+        pub = _published_row_for_dag(ws, row.get("dag_id"))
+        if pub is not None and pub["spec_hash"] == row.get("spec_hash"):
+            spec = pub["spec"]
+        else:
+            path = submitted_dags_folder(ws) / SPECS_DIRNAME / f"{row.get('dag_id')}.json"
+            try:
+                spec = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise UserErrorException(
+                    f"publish_pipeline: the spec of run {run.id!r} is not available ({path}); publish the Pipeline "
+                    "object instead (pipeline.publish(...))"
+                ) from exc
+            if spec_hash(spec) != row.get("spec_hash"):
+                raise UserErrorException(
+                    f"publish_pipeline: run {run.id!r} ran a pipeline that a later submission to experiment "
+                    f"{row.get('experiment')!r} replaced; publish the Pipeline object instead (pipeline.publish(...))"
+                )
+        return PublishedPipeline._publish_spec(ws, spec, name, description, version, continue_on_step_failure,
+                                               source_run_id=run.id)
+
+    # ------------------------------------------------------------------ lookup
+    @staticmethod
+    def get(workspace: Any, id: str, _workflow_provider: Any = None, _service_endpoint: Any = None
+            ) -> PublishedPipeline:
+        row = q.get_pipeline(workspace.store, str(id))
+        if row is None:
+            raise UserErrorException(f"PublishedPipeline with id {id!r} was not found in workspace {workspace.name!r}")
+        return PublishedPipeline(workspace, row)
+
+    @staticmethod
+    def list(workspace: Any, active_only: bool = True, _service_endpoint: Any = None) -> list[PublishedPipeline]:
+        return [PublishedPipeline(workspace, r) for r in q.list_pipelines(workspace.store, active_only)]
+
+    get_all = list
+
+    def _refresh(self) -> dict[str, Any]:
+        self._row = q.get_pipeline(self._workspace.store, self.id) or self._row
+        return self._row
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def id(self) -> str:
+        return self._row["id"]
+
+    @property
+    def name(self) -> str:
+        return self._row["name"]
+
+    @property
+    def description(self) -> str | None:
+        return self._row.get("description")
+
+    @property
+    def version(self) -> str | None:
+        return self._row.get("version")
+
+    @property
+    def status(self) -> str:
+        return self._refresh()["status"]
+
+    @property
+    def graph_id(self) -> str:
+        return self._row["spec_hash"]
+
+    @property
+    def dag_id(self) -> str:
+        return self._row["dag_id"]
+
+    @property
+    def total_run_steps(self) -> int:
+        return int(self._row.get("total_run_steps") or 0)
+
+    @property
+    def continue_on_step_failure(self) -> bool:
+        return bool(self._row.get("continue_on_step_failure"))
+
+    @property
+    def endpoint(self) -> str:
+        return f"{_base_url(self._workspace)}{ENDPOINT_PREFIX}/PipelineRuns/PipelineSubmit/{self.id}"
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return {n: p.get("default") for n, p in (self._row["spec"].get("parameters") or {}).items()}
+
+    def get_graph(self, _workflow_provider: Any = None) -> dict[str, list[str]]:
+        return {s["name"]: list(s.get("depends_on", [])) for s in self._row["spec"]["steps"]}
+
+    def get_step_names(self, _workflow_provider: Any = None) -> list[str]:
+        return [s["name"] for s in self._row["spec"]["steps"]]
+
+    def to_spec(self) -> dict[str, Any]:
+        return json.loads(json.dumps(self._row["spec"]))
+
+    def save(self, path: str | None = None, _workflow_provider: Any = None) -> str:
+        target = Path(path or f"{self.name}.json")
+        target.write_text(json.dumps({"id": self.id, "name": self.name, "description": self.description,
+                                      "version": self.version, "spec": self._row["spec"]}, indent=1, sort_keys=True))
+        return str(target)
+
+    # ------------------------------------------------------------------ state
+    def enable(self) -> None:
+        q.set_pipeline_status(self._workspace.store, self.id, ACTIVE)
+        self._refresh()
+
+    def disable(self) -> None:
+        q.set_pipeline_status(self._workspace.store, self.id, DISABLED)
+        self._refresh()
+
+    # ------------------------------------------------------------------ runs
+    def submit(self, workspace: Any, experiment_name: str, pipeline_parameters: dict | None = None,
+               _workflow_provider: Any = None, _service_endpoint: Any = None, parent_run_id: str | None = None,
+               continue_on_step_failure: bool | None = None, tags: dict | None = None):
+        """Trigger a run (the generated DAG with these parameter values); returns the PipelineRun."""
+        ws = workspace or self._workspace
+        run_id = trigger_published(ws, self._refresh(), experiment_name, pipeline_parameters, tags=tags,
+                                   continue_on_step_failure=continue_on_step_failure)
+        print(f"Submitted PipelineRun {run_id}")
+        return _pipeline_run(ws, experiment_name, run_id)
+
+    def to_entity(self) -> dict[str, Any]:
+        """The v1 REST entity (PascalCase keys)."""
+        row = self._row
+        return {
+            "Id": row["id"], "Name": row["name"], "Description": row.get("description"),
+            "Version": row.get("version"), "GraphId": row["spec_hash"], "DagId": row["dag_id"],
+            "TotalRunSteps": row.get("total_run_steps"),
+            "ParameterAssignments": {n: p.get("default") for n, p in (row["spec"].get("parameters") or {}).items()},
+            "ParameterTypes": {n: p.get("type") for n, p in (row["spec"].get("parameters") or {}).items()},
+            "Url": self.endpoint, "EntityStatus": row["status"],
+            "ContinueRunOnStepFailure": bool(row.get("continue_on_step_failure")),
+            "CreatedDate": _iso(row.get("created_at")), "LastModifiedDate": _iso(row.get("modified_at")),
+            "Etag": row["spec_hash"][:16],
+        }
+
+    def __repr__(self) -> str:
+        return (f"PublishedPipeline(Name: {self.name}, Id: {self.id}, Status: {self._row['status']}, "
+                f"Endpoint: {self.endpoint})")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PublishedPipeline) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() + "Z" if value is not None else None
+
+
+def _published_row_for_dag(ws: Any, dag_id: str | None) -> dict[str, Any] | None:
+    if not dag_id or not dag_id.startswith(DAG_PREFIX):
+        return None
+    for row in q.list_pipelines(ws.store, active_only=False):
+        if row["dag_id"] == dag_id:
+            return row
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- endpoints
+class PipelineVersion:
+    """v1 ``PipelineVersion(pipeline_id, version, workspace)``."""
+
+    def __init__(self, pipeline_id: str, version: str, workspace: Any = None) -> None:
+        self.pipeline_id = pipeline_id
+        self.version = str(version)
+        self._workspace = workspace
+
+    def get_pipeline(self) -> PublishedPipeline:
+        return PublishedPipeline.get(self._workspace, self.pipeline_id)
+
+    def __repr__(self) -> str:
+        return f"PipelineVersion(Version: {self.version}, PipelineId: {self.pipeline_id})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PipelineVersion) and (other.pipeline_id, other.version) == (self.pipeline_id,
+                                                                                             self.version)
+
+    def __hash__(self) -> int:
+        return hash((self.pipeline_id, self.version))
+
+
+def _as_published(workspace: Any, pipeline: Any, name_hint: str) -> PublishedPipeline:
+    from airflow_mlpipe.sdk.pipeline import Pipeline
+
+    if isinstance(pipeline, PublishedPipeline):
+        return pipeline
+    if isinstance(pipeline, Pipeline):
+        return PublishedPipeline._from_pipeline(pipeline, name=name_hint)
+    raise UserErrorException(
+        f"PipelineEndpoint: pipeline must be a Pipeline or a PublishedPipeline, got {type(pipeline).__name__}"
+    )
+
+
+class PipelineEndpoint:
+    """v1 ``PipelineEndpoint``: a named, versioned pointer to published pipelines with a default version."""
+
+    def __init__(self, workspace: Any, _row: dict[str, Any]) -> None:
+        self._workspace = workspace
+        self._row = _row
+
+    @staticmethod
+    def publish(workspace: Any, name: str, description: str, pipeline: Any, _workflow_provider: Any = None,
+                _service_endpoint: Any = None, **kwargs: Any) -> PipelineEndpoint:
+        if not isinstance(name, str) or not name.strip():
+            raise UserErrorException("PipelineEndpoint.publish: name must be a non-empty string")
+        if q.get_endpoint(workspace.store, name=name) is not None:
+            raise UserErrorException(
+                f"PipelineEndpoint already exists with the given name {name!r}; use PipelineEndpoint.get(ws, "
+                "name=...).add_default(pipeline) to add a version"
+            )
+        published = _as_published(workspace, pipeline, name)
+        row = q.insert_endpoint(workspace.store, {"id": str(uuid.uuid4()), "name": name,
+                                                  "description": description}, published.id)
+        return PipelineEndpoint(workspace, row)
+
+    @staticmethod
+    def get(workspace: Any, id: str | None = None, name: str | None = None, _workflow_provider: Any = None,
+            _service_endpoint: Any = None) -> PipelineEndpoint:
+        if not id and not name:
+            raise UserErrorException("PipelineEndpoint.get: give id or name")
+        row = q.get_endpoint(workspace.store, endpoint_id=id, name=None if id else name)
+        if row is None:
+            raise UserErrorException(f"PipelineEndpoint {id or name!r} was not found in workspace {workspace.name!r}")
+        return PipelineEndpoint(workspace, row)
+
+    @staticmethod
+    def list(workspace: Any, active_only: bool = True, max_results: int = 100, _workflow_provider: Any = None,
+             _service_endpoint: Any = None) -> list[PipelineEndpoint]:
+        rows = q.list_endpoints(workspace.store, active_only)[:max_results]
+        return [PipelineEndpoint(workspace, r) for r in rows]
+
+    get_all = list
+
+    def _refresh(self) -> dict[str, Any]:
+        self._row = q.get_endpoint(self._workspace.store, endpoint_id=self.id) or self._row
+        return self._row
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def id(self) -> str:
+        return self._row["id"]
+
+    @property
+    def name(self) -> str:
+        return self._refresh()["name"]
+
+    @property
+    def description(self) -> str | None:
+        return self._row.get("description")
+
+    @property
+    def status(self) -> str:
+        return self._refresh()["status"]
+
+    @property
+    def default_version(self) -> str:
+        return self._refresh()["default_version"]
+
+    @property
+    def endpoint(self) -> str:
+        return f"{_base_url(self._workspace)}{ENDPOINT_PREFIX}/PipelineRuns/PipelineEndpointSubmit/Id/{self.id}"
+
+    @property
+    def swaggerurl(self) -> str:
+        return f"{_base_url(self._workspace)}/mlpipe/openapi.json"
+
+    @property
+    def pipeline_version_list(self) -> list[PipelineVersion]:
+        return self.list_versions()
+
+    # ------------------------------------------------------------------ versions
+    def list_versions(self) -> list[PipelineVersion]:
+        return [PipelineVersion(r["pipeline_id"], r["version"], self._workspace)
+                for r in q.list_versions(self._workspace.store, self.id)]
+
+    get_all_versions = list_versions
+
+    def list_pipelines(self, active_only: bool = True) -> list[PublishedPipeline]:
+        out = []
+        for v in self.list_versions():
+            p = v.get_pipeline()
+            if not active_only or p.status == ACTIVE:
+                out.append(p)
+        return out
+
+    get_all_pipelines = list_pipelines
+
+    def get_default_version(self) -> str:
+        return self.default_version
+
+    def get_pipeline(self, version: str | None = None) -> PublishedPipeline:
+        version = self.default_version if version is None else str(version)
+        row = q.get_version(self._workspace.store, self.id, version)
+        if row is None:
+            raise UserErrorException(
+                f"PipelineEndpoint {self.name!r} has no version {version!r} "
+                f"(versions: {[v.version for v in self.list_versions()]})"
+            )
+        return PublishedPipeline.get(self._workspace, row["pipeline_id"])
+
+    def add(self, pipeline: Any) -> PipelineVersion:
+        """A new version (default unchanged)."""
+        published = _as_published(self._workspace, pipeline, self.name)
+        version = q.add_version(self._workspace.store, self.id, published.id, make_default=False)
+        return PipelineVersion(published.id, version, self._workspace)
+
+    def add_default(self, pipeline: Any) -> PipelineVersion:
+        """A new version, made the default."""
+        published = _as_published(self._workspace, pipeline, self.name)
+        version = q.add_version(self._workspace.store, self.id, published.id, make_default=True)
+        self._refresh()
+        return PipelineVersion(published.id, version, self._workspace)
+
+    def set_default_version(self, version: str) -> None:
+        version = str(version)
+        if q.get_version(self._workspace.store, self.id, version) is None:
+            raise UserErrorException(
+                f"Cannot set version {version!r} as default: PipelineEndpoint {self.name!r} has no such version. "
+                "Please, use add() or add_default() to add a new version"
+            )
+        q.update_endpoint(self._workspace.store, self.id, default_version=version)
+        self._refresh()
+
+    def set_default(self, pipeline: Any) -> None:
+        pid = pipeline.id if isinstance(pipeline, PublishedPipeline) else str(pipeline)
+        for v in self.list_versions():
+            if v.pipeline_id == pid:
+                self.set_default_version(v.version)
+                return
+        raise UserErrorException(f"Published pipeline {pid!r} is not a version of PipelineEndpoint {self.name!r}")
+
+    # ------------------------------------------------------------------ state
+    def enable(self) -> None:
+        q.update_endpoint(self._workspace.store, self.id, status=ACTIVE)
+        self._refresh()
+
+    def disable(self) -> None:
+        q.update_endpoint(self._workspace.store, self.id, status=DISABLED)
+        self._refresh()
+
+    def archive(self) -> None:
+        """As in v1: disabled and renamed to a random id, so the name can be reused."""
+        q.update_endpoint(self._workspace.store, self.id, status=DISABLED, name=str(uuid.uuid4()))
+        self._refresh()
+
+    def reactivate(self, name: str) -> None:
+        if q.get_endpoint(self._workspace.store, name=name) not in (None, self._row):
+            raise UserErrorException(f"PipelineEndpoint name {name!r} is already in use")
+        q.update_endpoint(self._workspace.store, self.id, status=ACTIVE, name=name)
+        self._refresh()
+
+    def set_name(self, name: str) -> None:
+        other = q.get_endpoint(self._workspace.store, name=name)
+        if other is not None and other["id"] != self.id:
+            raise UserErrorException(f"PipelineEndpoint name {name!r} is already in use")
+        q.update_endpoint(self._workspace.store, self.id, name=name)
+        self._refresh()
+
+    # ------------------------------------------------------------------ runs
+    def _resolve(self, pipeline_version: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        row = self._refresh()
+        if row["status"] != ACTIVE:
+            raise UserErrorException(
+                f"PipelineEndpoint {row['name']!r} is {row['status']}: Status must be Active to submit"
+            )
+        version = row["default_version"] if pipeline_version is None else str(pipeline_version)
+        published = self.get_pipeline(version)
+        return published._row, {"id": self.id, "version": version}
+
+    def submit(self, experiment_name: str, pipeline_parameters: dict | None = None, parent_run_id: str | None = None,
+               pipeline_version: str | None = None, tags: dict | None = None):
+        """Run the default version (or ``pipeline_version``); returns the PipelineRun."""
+        prow, ep = self._resolve(pipeline_version)
+        run_id = trigger_published(self._workspace, prow, experiment_name, pipeline_parameters, tags=tags,
+                                   endpoint=ep)
+        print(f"Submitted PipelineRun {run_id}")
+        return _pipeline_run(self._workspace, experiment_name, run_id)
+
+    def to_entity(self) -> dict[str, Any]:
+        row = self._refresh()
+        return {
+            "Id": row["id"], "Name": row["name"], "Description": row.get("description"),
+            "DefaultVersion": row["default_version"], "EntityStatus": row["status"],
+            "PipelineVersionList": [{"Version": v.version, "PipelineId": v.pipeline_id}
+                                    for v in self.list_versions()],
+            "Url": self.endpoint, "SwaggerUrl": self.swaggerurl,
+            "CreatedDate": _iso(row.get("created_at")), "LastModifiedDate": _iso(row.get("modified_at")),
+        }
+
+    def __repr__(self) -> str:
+        return (f"PipelineEndpoint(Name: {self._row['name']}, Id: {self.id}, Status: {self._row['status']}, "
+                f"DefaultVersion: {self._row['default_version']})")
+
+
+# ---------------------------------------------------------------------------------------------- DAG factory
+#: the last factory run's problems: pipeline id → message (also reported as one Airflow import error)
+FACTORY_ERRORS: dict[str, str] = {}
+
+
+def build_published_dags(workspace: Any = None) -> dict[str, Any]:
+    """One DAG per served published pipeline (Active, or a version of an Active endpoint), each isolated.
+
+    A spec that cannot be built (corrupt, incompatible ``spec_version``, unknown step kind) is skipped and
+    reported; every other pipeline keeps its DAG. The problems are raised as ONE Airflow import error for the
+    factory file (Airflow keys import errors by file), whose message names each broken pipeline.
+    """
+    from airflow_mlpipe.compiler.dag_builder import build_dag
+    from airflow_mlpipe.sdk.schedule import dag_schedule_for
+
+    if workspace is None:
+        from airflow_mlpipe.workspace import Workspace
+
+        workspace = Workspace.from_config()
+    FACTORY_ERRORS.clear()
+    pipelines, schedules = q.factory_rows(workspace.store)
+    by_pipeline: dict[str, list[dict[str, Any]]] = {}
+    endpoint_defaults: dict[str, str] = {}
+    if any(s.get("pipeline_endpoint_id") for s in schedules):
+        versions = {(v["endpoint_id"], v["version"]): v["pipeline_id"] for v in q.list_versions(workspace.store)}
+        for ep in q.list_endpoints(workspace.store, active_only=True):
+            pid = versions.get((ep["id"], ep["default_version"]))
+            if pid:
+                endpoint_defaults[ep["id"]] = pid
+    for s in schedules:
+        pid = s.get("pipeline_id") or endpoint_defaults.get(s.get("pipeline_endpoint_id") or "")
+        if pid:
+            by_pipeline.setdefault(pid, []).append(s)
+    dags: dict[str, Any] = {}
+    for row in pipelines:
+        try:
+            spec = row["spec"]
+            if isinstance(spec, str):
+                spec = json.loads(spec)
+            check_spec(spec, f"published pipeline {row['name']!r} ({row['id']})")
+            schedule, extra_dags = dag_schedule_for(workspace, row, by_pipeline.get(row["id"], []))
+            dags[row["dag_id"]] = build_dag(
+                spec, schedule=schedule, tags=["mlpipe", "published"],
+                description=f"Published pipeline {row['name']} v{row.get('version') or '-'} ({row['id']})",
+            )
+            dags.update(extra_dags)
+        except Exception as exc:  # noqa: BLE001 - one bad spec must not hide the others
+            _unregister(row.get("dag_id"))
+            FACTORY_ERRORS[row["id"]] = (f"published pipeline {row.get('name')!r} (id {row.get('id')}, DAG "
+                                         f"{row.get('dag_id')}): {type(exc).__name__}: {exc}")
+            log.error("airflow-mlpipe: %s", FACTORY_ERRORS[row["id"]])
+    if FACTORY_ERRORS:
+        _report_errors(FACTORY_ERRORS)
+    return dags
+
+
+def _unregister(dag_id: str | None) -> None:
+    """Forget a half-built DAG (``with DAG`` registers it on exit even when its body raised)."""
+    from airflow.sdk.definitions._internal.contextmanager import DagContext
+
+    for item in [i for i in DagContext.autoregistered_dags if i[0].dag_id == dag_id]:
+        DagContext.autoregistered_dags.discard(item)
+
+
+def _report_errors(errors: dict[str, str]) -> None:
+    """Make the DagBag record an import error for the factory file while keeping every good DAG.
+
+    A DAG whose ``validate()`` raises is not bagged; the DagBag records the exception as the file's import error
+    and goes on with the other DAGs of the file.
+    """
+    from airflow.sdk import DAG
+
+    message = "; ".join(errors[k] for k in sorted(errors))
+
+    class _BrokenPublishedPipelines(DAG):
+        def validate(self):  # noqa: D401 - called by the DagBag before bagging
+            raise PublishedPipelineLoadError(message)
+
+    with _BrokenPublishedPipelines(dag_id="mlpipe_published_pipeline_errors", schedule=None):
+        pass
+
+
+class PublishedPipelineLoadError(Exception):
+    """A published pipeline's spec could not be turned into a DAG (reported as an Airflow import error)."""

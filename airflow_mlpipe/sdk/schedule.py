@@ -1,0 +1,459 @@
+"""Schedule, ScheduleRecurrence, TimeZone (v1 ``azureml.pipeline.core.schedule``) mapped onto Airflow.
+
+- A time-based schedule becomes the schedule of the published pipeline's DAG: a cron expression
+  (``CronTriggerTimetable`` in the schedule's time zone) or a fixed delta (``DeltaTriggerTimetable``); several
+  active schedules of one pipeline are combined (``MultipleCronTriggerTimetable``).
+- A datastore schedule ("run when files under this folder change") becomes an Airflow **Asset**: a small watcher
+  DAG (``mlpipe_datastore_watch__<id>``) lists the folder every ``polling_interval`` minutes (not sub-folders, as
+  in v1) and, when it changed, emits an event for the Asset; the pipeline's DAG is scheduled on that Asset.
+
+The generated DAGs come from ``dags/published_pipelines.py``, which re-reads the schedules on every parse.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import re
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow_mlpipe.exceptions import UserErrorException
+from airflow_mlpipe.store import published_queries as q
+
+FREQUENCIES = ("Minute", "Hour", "Day", "Week", "Month")
+WEEK_DAYS = {"monday": "mon", "tuesday": "tue", "wednesday": "wed", "thursday": "thu", "friday": "fri",
+             "saturday": "sat", "sunday": "sun"}
+
+
+class TimeZone(enum.Enum):
+    """Windows time-zone names as v1 uses them (the common ones); IANA names are accepted as strings too."""
+
+    UTC = "UTC"
+    GMTStandardTime = "GMT Standard Time"
+    WEuropeStandardTime = "W. Europe Standard Time"
+    CentralEuropeStandardTime = "Central Europe Standard Time"
+    RomanceStandardTime = "Romance Standard Time"
+    EasternStandardTime = "Eastern Standard Time"
+    CentralStandardTime = "Central Standard Time"
+    MountainStandardTime = "Mountain Standard Time"
+    PacificStandardTime = "Pacific Standard Time"
+    IndiaStandardTime = "India Standard Time"
+    ChinaStandardTime = "China Standard Time"
+    TokyoStandardTime = "Tokyo Standard Time"
+    AUSEasternStandardTime = "AUS Eastern Standard Time"
+
+
+_IANA = {
+    "UTC": "UTC", "GMT Standard Time": "Europe/London", "W. Europe Standard Time": "Europe/Berlin",
+    "Central Europe Standard Time": "Europe/Budapest", "Romance Standard Time": "Europe/Paris",
+    "Eastern Standard Time": "America/New_York", "Central Standard Time": "America/Chicago",
+    "Mountain Standard Time": "America/Denver", "Pacific Standard Time": "America/Los_Angeles",
+    "India Standard Time": "Asia/Kolkata", "China Standard Time": "Asia/Shanghai",
+    "Tokyo Standard Time": "Asia/Tokyo", "AUS Eastern Standard Time": "Australia/Sydney",
+}
+
+
+def iana_zone(time_zone: Any) -> str:
+    name = time_zone.value if isinstance(time_zone, TimeZone) else (time_zone or "UTC")
+    if name in _IANA:
+        return _IANA[name]
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(str(name))
+    except Exception as exc:  # noqa: BLE001
+        raise UserErrorException(f"ScheduleRecurrence: unknown time_zone {name!r}") from exc
+    return str(name)
+
+
+class ScheduleRecurrence:
+    """v1 ``ScheduleRecurrence(frequency, interval, start_time, time_zone, hours, minutes, week_days, time_of_day)``."""
+
+    def __init__(self, frequency: str, interval: int, start_time: datetime | str | None = None,
+                 time_zone: TimeZone | str | None = None, hours: list[int] | None = None,
+                 minutes: list[int] | None = None, week_days: list[str] | None = None,
+                 time_of_day: str | None = None) -> None:
+        self.frequency = frequency
+        self.interval = interval
+        self.start_time = start_time
+        self.time_zone = time_zone
+        self.hours = hours
+        self.minutes = minutes
+        self.week_days = week_days
+        self.time_of_day = time_of_day
+        self.validate()
+        if time_of_day is not None:
+            h, m = time_of_day.split(":")
+            self.hours, self.minutes = [int(h)], [int(m)]
+        if start_time is not None and time_zone is None:
+            self.time_zone = TimeZone.UTC
+
+    def validate(self) -> None:
+        if self.frequency not in FREQUENCIES:
+            raise UserErrorException(f"ScheduleRecurrence: frequency must be one of {FREQUENCIES}, "
+                                     f"got {self.frequency!r}")
+        if not isinstance(self.interval, int) or isinstance(self.interval, bool) or self.interval < 1:
+            raise UserErrorException(f"ScheduleRecurrence: interval must be a positive integer, got {self.interval!r}")
+        if isinstance(self.start_time, datetime) and self.start_time.tzinfo is not None:
+            raise UserErrorException("ScheduleRecurrence: start_time must be a naive datetime; use time_zone")
+        if isinstance(self.start_time, str):
+            try:
+                datetime.strptime(self.start_time, "%Y-%m-%dT%H:%M:%S")
+            except ValueError as exc:
+                raise UserErrorException(f"ScheduleRecurrence: start_time {self.start_time!r} is not "
+                                         "'YYYY-MM-DDThh:mm:ss'") from exc
+        if self.time_of_day is not None:
+            if self.hours or self.minutes:
+                raise UserErrorException("ScheduleRecurrence: time_of_day cannot be combined with hours/minutes")
+            m = re.fullmatch(r"(\d{1,2}):(\d{2})", str(self.time_of_day))
+            if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+                raise UserErrorException(f"ScheduleRecurrence: time_of_day {self.time_of_day!r} is not 'hh:mm'")
+        if (self.hours or self.minutes) and self.frequency not in ("Day", "Week"):
+            raise UserErrorException("ScheduleRecurrence: hours and minutes apply to frequency Day or Week only")
+        if self.week_days and self.frequency != "Week":
+            raise UserErrorException("ScheduleRecurrence: week_days apply to frequency Week only")
+        for h in self.hours or []:
+            if not isinstance(h, int) or not 0 <= h <= 23:
+                raise UserErrorException(f"ScheduleRecurrence: hours must be integers 0-23, got {h!r}")
+        for m in self.minutes or []:
+            if not isinstance(m, int) or not 0 <= m <= 59:
+                raise UserErrorException(f"ScheduleRecurrence: minutes must be integers 0-59, got {m!r}")
+        for d in self.week_days or []:
+            if str(d).lower() not in WEEK_DAYS:
+                raise UserErrorException(f"ScheduleRecurrence: unknown week day {d!r}")
+        if self.time_zone is not None:
+            iana_zone(self.time_zone)
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        start = self.start_time.strftime("%Y-%m-%dT%H:%M:%S") if isinstance(self.start_time, datetime) \
+            else self.start_time
+        tz = self.time_zone.value if isinstance(self.time_zone, TimeZone) else self.time_zone
+        return {"frequency": self.frequency, "interval": self.interval, "start_time": start, "time_zone": tz,
+                "hours": self.hours, "minutes": self.minutes, "week_days": self.week_days}
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> ScheduleRecurrence:
+        return ScheduleRecurrence(data["frequency"], data["interval"], start_time=data.get("start_time"),
+                                  time_zone=data.get("time_zone"), hours=data.get("hours"),
+                                  minutes=data.get("minutes"), week_days=data.get("week_days"))
+
+    def _start(self) -> datetime | None:
+        if self.start_time is None:
+            return None
+        if isinstance(self.start_time, datetime):
+            return self.start_time
+        return datetime.strptime(self.start_time, "%Y-%m-%dT%H:%M:%S")
+
+    def to_cron(self) -> str | timedelta:
+        """A cron expression, or a timedelta where cron cannot express the recurrence."""
+        start = self._start()
+        n, f = self.interval, self.frequency
+        minute0 = start.minute if start else 0
+        hour0 = start.hour if start else 0
+        mins = ",".join(str(m) for m in sorted(set(self.minutes))) if self.minutes else str(minute0)
+        hrs = ",".join(str(h) for h in sorted(set(self.hours))) if self.hours else str(hour0)
+        if f == "Minute":
+            return "* * * * *" if n == 1 else (f"*/{n} * * * *" if 60 % n == 0 else timedelta(minutes=n))
+        if f == "Hour":
+            return f"{minute0} * * * *" if n == 1 else (f"{minute0} */{n} * * *" if 24 % n == 0
+                                                         else timedelta(hours=n))
+        if f == "Day":
+            return f"{mins} {hrs} * * *" if n == 1 else f"{mins} {hrs} */{n} * *"
+        if f == "Week":
+            if self.week_days:
+                if n != 1:
+                    raise UserErrorException("ScheduleRecurrence: week_days with interval > 1 is not supported "
+                                             "(cron cannot express every n-th week)")
+                days = ",".join(WEEK_DAYS[d.lower()] for d in self.week_days)
+                return f"{mins} {hrs} * * {days}"
+            return f"{mins} {hrs} * * {start.strftime('%a').lower() if start else 'mon'}" if n == 1 \
+                else timedelta(weeks=n)
+        day = start.day if start else 1
+        return f"{minute0} {hour0} {day} */{n} *" if n > 1 else f"{minute0} {hour0} {day} * *"
+
+    def __repr__(self) -> str:
+        return f"ScheduleRecurrence({self.to_dict()})"
+
+
+# ---------------------------------------------------------------------------------------------- mapping to Airflow
+def asset_for(schedule_row: dict[str, Any]):
+    from airflow.sdk import Asset
+
+    ds = schedule_row["datastore_name"]
+    path = (schedule_row.get("path_on_datastore") or "").strip("/")
+    return Asset(name=f"mlpipe_datastore__{ds}__{path or '_root'}", uri=f"mlpipe-datastore://{ds}/{path}",
+                 group="mlpipe")
+
+
+def watcher_dag_id(schedule_row: dict[str, Any]) -> str:
+    return f"mlpipe_datastore_watch__{schedule_row['id'].replace('-', '')[:8]}"
+
+
+def dag_schedule_for(ws: Any, pipeline_row: dict[str, Any], schedules: list[dict[str, Any]]
+                     ) -> tuple[Any, dict[str, Any]]:
+    """``(schedule for the pipeline's DAG, extra DAGs)`` from the pipeline's active schedules."""
+    if not schedules:
+        return None, {}
+    timetables, assets, extra = _timetables(schedules), [], {}
+    for s in schedules:
+        if s.get("datastore_name"):
+            asset = asset_for(s)
+            assets.append(asset)
+            extra[watcher_dag_id(s)] = _watcher_dag(s, asset)
+    timetable = _combine(timetables)
+    if assets:
+        from airflow.sdk import AssetAny
+
+        condition = assets[0] if len(assets) == 1 else AssetAny(*assets)
+        if timetable is None:
+            return ([condition] if len(assets) == 1 else condition), extra
+        from airflow.timetables.assets import AssetOrTimeSchedule
+
+        return AssetOrTimeSchedule(timetable=timetable, assets=condition), extra
+    return timetable, extra
+
+
+def _timetables(schedules: list[dict[str, Any]]) -> list[tuple[str | timedelta, str]]:
+    out = []
+    for s in schedules:
+        if s.get("recurrence"):
+            rec = ScheduleRecurrence.from_dict(s["recurrence"])
+            out.append((rec.to_cron(), iana_zone(rec.time_zone)))
+    return out
+
+
+def _combine(items: list[tuple[str | timedelta, str]]):
+    if not items:
+        return None
+    from airflow.timetables.trigger import CronTriggerTimetable, DeltaTriggerTimetable
+
+    if len(items) == 1:
+        expr, tz = items[0]
+        return DeltaTriggerTimetable(expr) if isinstance(expr, timedelta) else CronTriggerTimetable(expr, timezone=tz)
+    crons = [e for e, _ in items if isinstance(e, str)]
+    zones = {tz for _, tz in items}
+    if len(crons) != len(items) or len(zones) != 1:
+        raise UserErrorException(
+            "A published pipeline can have several time-based schedules only if all are cron-expressible and share "
+            f"one time zone (got {[str(e) for e, _ in items]} in {sorted(zones)})"
+        )
+    from airflow.timetables.trigger import MultipleCronTriggerTimetable
+
+    return MultipleCronTriggerTimetable(*crons, timezone=zones.pop())
+
+
+def _watcher_dag(schedule_row: dict[str, Any], asset: Any):
+    from airflow.providers.standard.operators.python import PythonOperator
+    from airflow.sdk import DAG
+
+    minutes = float(schedule_row.get("polling_interval") or 5)
+    with DAG(dag_id=watcher_dag_id(schedule_row), schedule=timedelta(minutes=minutes), catchup=False,
+             start_date=datetime(2024, 1, 1), tags=["mlpipe", "schedule"], max_active_runs=1,
+             description=f"Watches datastore {schedule_row['datastore_name']}:"
+                         f"{schedule_row.get('path_on_datastore') or '/'} for schedule {schedule_row['name']}") as dag:
+        PythonOperator(task_id="watch", python_callable=watch_datastore, outlets=[asset],
+                       op_kwargs={"schedule_id": schedule_row["id"]})
+    return dag
+
+
+def folder_fingerprint(ws: Any, datastore_name: str, path: str | None) -> str:
+    """Hash of (name, size, mtime) of the files directly under ``path`` (sub-folders are not watched, as in v1)."""
+    from airflow_mlpipe.sdk.datastore import Datastore
+
+    store = Datastore(ws, datastore_name)
+    fs, full = store.fs, store.full_path(path or "")
+    try:
+        entries = fs.ls(full, detail=True)
+    except FileNotFoundError:
+        entries = []
+    files = sorted((str(e.get("name")), e.get("size"), str(e.get("mtime") or e.get("LastModified") or ""))
+                   for e in entries if e.get("type") == "file")
+    return hashlib.sha256(json.dumps(files).encode()).hexdigest()
+
+
+def _state_key(schedule_id: str) -> str:
+    return f"schedule:{schedule_id}:fingerprint"
+
+
+def watch_datastore(schedule_id: str) -> str:
+    """Task of the watcher DAG: succeed (emitting the Asset event) when the folder changed, else skip."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from airflow_mlpipe.workspace import Workspace
+
+    ws = Workspace.from_config()
+    row = q.get_schedule(ws.store, schedule_id)
+    if row is None or row["status"] != "Active":
+        raise AirflowSkipException(f"schedule {schedule_id} is not active")
+    current = folder_fingerprint(ws, row["datastore_name"], row.get("path_on_datastore"))
+    if ws.store.get_setting(_state_key(schedule_id)) == current:
+        raise AirflowSkipException("no change")
+    ws.store.set_setting(_state_key(schedule_id), current)
+    return current
+
+
+# ---------------------------------------------------------------------------------------------- Schedule
+class Schedule:
+    """v1 ``Schedule``: a recurrence or a datastore trigger for a published pipeline (or an endpoint)."""
+
+    def __init__(self, workspace: Any, _row: dict[str, Any]) -> None:
+        self._workspace = workspace
+        self._row = _row
+
+    @staticmethod
+    def create(workspace: Any, name: str, pipeline_id: str, experiment_name: str,
+               recurrence: ScheduleRecurrence | None = None, description: str | None = None,
+               pipeline_parameters: dict | None = None, wait_for_provisioning: bool = False,
+               wait_timeout: int = 3600, datastore: Any = None, polling_interval: float = 5,
+               data_path_parameter_name: str | None = None, continue_on_step_failure: bool | None = None,
+               path_on_datastore: str | None = None, _workflow_provider: Any = None,
+               _service_endpoint: Any = None, pipeline_endpoint_id: str | None = None) -> Schedule:
+        from airflow_mlpipe.sdk.experiment import _NAME
+        from airflow_mlpipe.sdk.published import PipelineEndpoint, PublishedPipeline
+
+        if (recurrence is None) == (datastore is None):
+            raise UserErrorException("Schedule.create: give exactly one of recurrence (time-based) or datastore "
+                                     "(run when files change)")
+        if not isinstance(experiment_name, str) or not _NAME.match(experiment_name):
+            raise UserErrorException(f"Schedule.create: experiment name {experiment_name!r} is invalid")
+        if pipeline_endpoint_id:
+            target = PipelineEndpoint.get(workspace, id=pipeline_endpoint_id).get_pipeline()
+        else:
+            target = PublishedPipeline.get(workspace, pipeline_id)
+        if pipeline_parameters:
+            from airflow_mlpipe.clients.submit import check_parameters
+
+            check_parameters(target.to_spec(), pipeline_parameters)
+        if recurrence is not None and not isinstance(recurrence, ScheduleRecurrence):
+            raise UserErrorException("Schedule.create: recurrence must be a ScheduleRecurrence")
+        if datastore is not None and not (isinstance(polling_interval, (int, float)) and polling_interval > 0):
+            raise UserErrorException("Schedule.create: polling_interval must be a positive number of minutes")
+        ds_name = None if datastore is None else (datastore if isinstance(datastore, str) else datastore.name)
+        row = {
+            "id": str(uuid.uuid4()), "name": name, "description": description,
+            "pipeline_id": None if pipeline_endpoint_id else target.id, "pipeline_endpoint_id": pipeline_endpoint_id,
+            "experiment_name": experiment_name, "recurrence": recurrence.to_dict() if recurrence else None,
+            "datastore_name": ds_name, "path_on_datastore": path_on_datastore,
+            "polling_interval": float(polling_interval) if datastore is not None else None,
+            "data_path_parameter_name": data_path_parameter_name, "pipeline_parameters": dict(pipeline_parameters or {}),
+            "continue_on_step_failure": continue_on_step_failure,
+        }
+        # fail now, not at DAG parse time, if the pipeline's schedules cannot be combined
+        others = q.list_schedules(workspace.store, pipeline_id=target.id) if not pipeline_endpoint_id else []
+        _combine(_timetables([*others, row]))
+        if ds_name:
+            workspace.store.set_setting(_state_key(row["id"]), folder_fingerprint(workspace, ds_name,
+                                                                                  path_on_datastore))
+        return Schedule(workspace, q.insert_schedule(workspace.store, row))
+
+    @staticmethod
+    def create_for_pipeline_endpoint(workspace: Any, name: str, pipeline_endpoint_id: str, experiment_name: str,
+                                     **kwargs: Any) -> Schedule:
+        return Schedule.create(workspace, name, None, experiment_name, pipeline_endpoint_id=pipeline_endpoint_id,
+                               **kwargs)
+
+    @staticmethod
+    def get(workspace: Any, id: str, _workflow_provider: Any = None, _service_endpoint: Any = None) -> Schedule:
+        row = q.get_schedule(workspace.store, id)
+        if row is None:
+            raise UserErrorException(f"Schedule {id!r} was not found")
+        return Schedule(workspace, row)
+
+    @staticmethod
+    def list(workspace: Any, active_only: bool = True, pipeline_id: str | None = None,
+             pipeline_endpoint_id: str | None = None, **_: Any) -> list[Schedule]:
+        return [Schedule(workspace, r) for r in q.list_schedules(workspace.store, active_only, pipeline_id,
+                                                                 pipeline_endpoint_id)]
+
+    @staticmethod
+    def get_schedules_for_pipeline_id(workspace: Any, pipeline_id: str, **_: Any) -> list[Schedule]:
+        return Schedule.list(workspace, active_only=False, pipeline_id=pipeline_id)
+
+    @staticmethod
+    def get_schedules_for_pipeline_endpoint_id(workspace: Any, pipeline_endpoint_id: str, **_: Any) -> list[Schedule]:
+        return Schedule.list(workspace, active_only=False, pipeline_endpoint_id=pipeline_endpoint_id)
+
+    def _refresh(self) -> dict[str, Any]:
+        self._row = q.get_schedule(self._workspace.store, self.id) or self._row
+        return self._row
+
+    # ------------------------------------------------------------------ properties
+    id = property(lambda self: self._row["id"])
+    name = property(lambda self: self._row["name"])
+    description = property(lambda self: self._row.get("description"))
+    pipeline_id = property(lambda self: self._row.get("pipeline_id"))
+    pipeline_endpoint_id = property(lambda self: self._row.get("pipeline_endpoint_id"))
+    experiment_name = property(lambda self: self._row.get("experiment_name"))
+    datastore_name = property(lambda self: self._row.get("datastore_name"))
+    path_on_datastore = property(lambda self: self._row.get("path_on_datastore"))
+    polling_interval = property(lambda self: self._row.get("polling_interval"))
+    data_path_parameter_name = property(lambda self: self._row.get("data_path_parameter_name"))
+    continue_on_step_failure = property(lambda self: self._row.get("continue_on_step_failure"))
+
+    @property
+    def status(self) -> str:
+        return self._refresh()["status"]
+
+    @property
+    def recurrence(self) -> ScheduleRecurrence | None:
+        rec = self._row.get("recurrence")
+        return ScheduleRecurrence.from_dict(rec) if rec else None
+
+    def enable(self, wait_for_provisioning: bool = False, wait_timeout: int = 3600) -> None:
+        q.update_schedule(self._workspace.store, self.id, status="Active")
+        self._refresh()
+
+    def disable(self, wait_for_provisioning: bool = False, wait_timeout: int = 3600) -> None:
+        q.update_schedule(self._workspace.store, self.id, status="Disabled")
+        self._refresh()
+
+    def update(self, name: str | None = None, description: str | None = None,
+               recurrence: ScheduleRecurrence | None = None, pipeline_parameters: dict | None = None,
+               status: str | None = None, polling_interval: float | None = None, **_: Any) -> None:
+        fields: dict[str, Any] = {}
+        if name is not None:
+            fields["name"] = name
+        if description is not None:
+            fields["description"] = description
+        if recurrence is not None:
+            fields["recurrence"] = recurrence.to_dict()
+        if pipeline_parameters is not None:
+            fields["pipeline_parameters"] = dict(pipeline_parameters)
+        if status is not None:
+            if status not in ("Active", "Disabled"):
+                raise UserErrorException(f"Schedule.update: status must be Active or Disabled, got {status!r}")
+            fields["status"] = status
+        if polling_interval is not None:
+            fields["polling_interval"] = float(polling_interval)
+        if fields:
+            q.update_schedule(self._workspace.store, self.id, **fields)
+        self._refresh()
+
+    def _dag_id(self) -> str | None:
+        from airflow_mlpipe.sdk.published import PipelineEndpoint, PublishedPipeline
+
+        if self.pipeline_endpoint_id:
+            return PipelineEndpoint.get(self._workspace, id=self.pipeline_endpoint_id).get_pipeline().dag_id
+        return PublishedPipeline.get(self._workspace, self.pipeline_id).dag_id
+
+    def get_pipeline_runs(self) -> list[Any]:
+        """Scheduled runs of this schedule's pipeline DAG (recorded in the store), newest first."""
+        from airflow_mlpipe.sdk.experiment import Experiment
+        from airflow_mlpipe.sdk.runs import PipelineRun
+
+        dag_id = self._dag_id()
+        rows = [r for r in self._workspace.store.list_pipeline_runs(limit=10_000) if r["dag_id"] == dag_id
+                and not (r.get("properties") or {}).get("azureml.pipelineid")]
+        return [PipelineRun(Experiment(self._workspace, r["experiment"], _skip_name_validation=True), r["run_id"])
+                for r in rows]
+
+    def get_last_pipeline_run(self) -> Any:
+        runs = self.get_pipeline_runs()
+        return runs[0] if runs else None
+
+    def __repr__(self) -> str:
+        return f"Schedule(Name: {self.name}, Id: {self.id}, Status: {self._row['status']})"
