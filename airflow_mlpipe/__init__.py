@@ -34,6 +34,11 @@ _EXPORTS: dict[str, str] = {
     "PipelineStep": "airflow_mlpipe.sdk.steps.base",
     "StepSequence": "airflow_mlpipe.sdk.steps.base",
     "PythonScriptStep": "airflow_mlpipe.sdk.steps.python_script_step",
+    "AutoMLStep": "airflow_mlpipe.sdk.steps.automl_step",
+    "AutoMLStepRun": "airflow_mlpipe.sdk.steps.automl_step",
+    "AutoMLConfig": "airflow_mlpipe.sdk.automl",
+    "ForecastingParameters": "airflow_mlpipe.sdk.automl",
+    "Model": "airflow_mlpipe.sdk.model",
     # runs
     "Experiment": "airflow_mlpipe.sdk.experiment",
     "Run": "airflow_mlpipe.sdk.run",

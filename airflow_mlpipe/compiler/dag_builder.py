@@ -15,6 +15,10 @@ def _operator_class(kind: str):
         from airflow_mlpipe.operators.python_script import PythonScriptStepOperator
 
         return PythonScriptStepOperator
+    if kind == "AutoMLStep":
+        from airflow_mlpipe.operators.automl import AutoMLStepOperator
+
+        return AutoMLStepOperator
     raise ValueError(f"No operator for step kind {kind!r}")
 
 

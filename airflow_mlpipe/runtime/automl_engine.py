@@ -159,7 +159,7 @@ def _split(df: Any, settings: dict[str, Any], argument: str) -> tuple[Any, Any, 
         X, df = X.iloc[order], df.iloc[order]
         w = w[order] if w is not None else None
     if settings.get("featurization") == "off":
-        bad = [c for c in X.columns if c != time_col and not (X[c].dtype.kind in "biuf")]
+        bad = [c for c in X.columns if c != time_col and X[c].dtype.kind not in "biuf"]
         if bad:
             raise AutoMLError(f"featurization='off' needs numeric features; non-numeric column(s) {bad}: use "
                               "featurization='auto' or encode them in an earlier step")

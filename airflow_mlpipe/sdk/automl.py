@@ -159,7 +159,11 @@ def _positive(name: str, value: Any, kind: type = float, allow_none: bool = True
 
 def _data_kind(obj: Any) -> str:
     """'pipeline_tabular' | 'pipeline_file' | 'tabular' | 'file' | 'consumption' | 'other'."""
-    from airflow_mlpipe.sdk.pipeline_data import PipelineOutputFileDataset, PipelineOutputTabularDataset, _Output
+    from airflow_mlpipe.sdk.pipeline_data import (
+        PipelineOutputFileDataset,
+        PipelineOutputTabularDataset,
+        _Output,
+    )
 
     if isinstance(obj, PipelineOutputTabularDataset):
         return "pipeline_tabular"

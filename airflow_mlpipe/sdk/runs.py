@@ -116,6 +116,15 @@ class StepRun(Run):
     def status(self) -> str:
         return self.get_status()
 
+    @property
+    def reused_run_id(self) -> str | None:
+        return (self._row or {}).get("reused_run_id")
+
+    def get_metrics(self, name: str | None = None, recursive: bool = False, **kwargs: Any) -> dict[str, Any]:
+        """A reused step reports the metrics of the run that produced its outputs, as in v1."""
+        row = self._refresh_row()
+        return self.experiment.workspace.store.get_metrics(row.get("reused_run_id") or self.id, name)
+
     def get_outputs(self) -> dict[str, StepRunOutput]:
         row = self._refresh_row()
         ws = self.experiment.workspace

@@ -129,3 +129,19 @@ def test_airflow_native_trigger_with_conf(project):
     assert metrics["pipeline_arg"] == 20
     row = ws.store.get_pipeline_run(run["dag_run_id"])
     assert row["experiment"] == "compare_models"
+
+
+def test_second_run_reuses_steps_and_shows_it(project):
+    root, ws, info = project
+    proc = _mlpipe(root, "run", str(REPO / "dags" / "iris_pipeline.py"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("(reused from") == 2  # prepare and train: nothing changed since the first test
+    run = next(iter(Experiment(ws, "iris_pipeline").get_runs()))
+    train = run.find_step_run("train")[0]
+    assert train.type == "azureml.ReusedStepRun" and train.get_status() == "Finished"
+    assert train.get_metrics()["accuracy"] > 0.8  # metrics come from the run that produced the outputs
+    client = AirflowClient(info.url, info.username, info.password)
+    tis = {t["task_id"]: t for t in client.task_instances("iris_pipeline", run.airflow_run_id)}
+    assert tis["train"]["state"] == "skipped"
+    assert tis["train"]["note"].startswith("Reused (cache hit): outputs of step run ")
+    assert "2 of 2 steps reused" in client.get_dag_run("iris_pipeline", run.airflow_run_id)["note"]

@@ -1,0 +1,433 @@
+"""The airflow-mlpipe REST API: Azure ML v1-compatible publish/endpoint submission, runs, steps and metrics.
+
+Mounted by the plugin at ``/mlpipe`` inside the Airflow api-server. Every route requires Airflow's
+authentication (a JWT in ``Authorization: Bearer`` or the UI's ``_token`` cookie): no credential → 401, an
+invalid one → 403, a user without the DAG permission the route needs → 403. Submissions trigger the published
+pipeline's DAG through Airflow's own REST API v2 **with the caller's token**, so Airflow's permissions apply.
+
+OpenAPI: ``GET /mlpipe/openapi.json`` (Swagger UI at ``/mlpipe/docs``).
+"""
+
+# no ``from __future__ import annotations``: FastAPI must see the route annotations as objects
+import logging
+import os
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+from airflow_mlpipe.exceptions import UserErrorException
+
+log = logging.getLogger(__name__)
+
+API = "/api/v1"
+ParamValue = StrictStr | StrictInt | StrictFloat | StrictBool
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+    detail: str
+
+
+class PipelineSubmissionInfo(BaseModel):
+    """v1 ``PipelineSubmissionInfo`` (PascalCase keys; ``tags`` lower-case as in v1)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ExperimentName: StrictStr = Field(..., min_length=1, max_length=255, examples=["My_Pipeline"])
+    Description: StrictStr | None = None
+    RunSource: StrictStr | None = Field(None, examples=["API"])
+    RunType: StrictStr | None = None
+    ParameterAssignments: dict[StrictStr, ParamValue] | None = Field(
+        None, description="pipeline parameter values, as strings (v1 SDK) or typed JSON values",
+        examples=[{"pipeline_arg": "20"}])
+    DataPathAssignments: dict[StrictStr, dict[StrictStr, Any]] | None = None
+    DataSetDefinitionValueAssignments: dict[StrictStr, dict[StrictStr, Any]] | None = None
+    ScheduleId: StrictStr | None = None
+    ContinueRunOnStepFailure: StrictBool | None = None
+    EnableNotification: StrictBool | None = None
+    tags: dict[StrictStr, StrictStr] | None = None
+    Properties: dict[StrictStr, StrictStr] | None = None
+
+
+class RunStatus(BaseModel):
+    StatusCode: str
+    StatusDetail: str | None = None
+    CreationTime: str | None = None
+    EndTime: str | None = None
+
+
+class PipelineRunEntity(BaseModel):
+    Id: str
+    Status: RunStatus
+    Description: str | None = None
+    GraphId: str | None = None
+    IsSubmitted: bool = True
+    HasErrors: bool = False
+    ParameterAssignments: dict[str, Any] = {}
+    RunHistoryExperimentName: str
+    PipelineId: str | None = None
+    PipelineEndpointId: str | None = None
+    RunSource: str | None = None
+    RunType: str = "HTTP"
+    TotalRunSteps: int | None = None
+    tags: dict[str, Any] = {}
+    Properties: dict[str, Any] = {}
+    DagId: str
+    DagRunId: str
+    AirflowUrl: str | None = None
+
+
+class StepRunEntity(BaseModel):
+    Name: str
+    TaskId: str
+    StepRunId: str
+    Status: str
+    Reused: bool = False
+    ReusedRunId: str | None = None
+    StartTime: str | None = None
+    EndTime: str | None = None
+    Outputs: dict[str, Any] = {}
+    Error: str | None = None
+
+
+class RunMetrics(BaseModel):
+    RunId: str
+    Metrics: dict[str, Any]
+    Steps: dict[str, dict[str, Any]]
+
+
+class PublishedPipelineEntity(BaseModel):
+    Id: str
+    Name: str
+    Description: str | None = None
+    Version: str | None = None
+    GraphId: str
+    DagId: str
+    TotalRunSteps: int | None = None
+    ParameterAssignments: dict[str, Any] = {}
+    ParameterTypes: dict[str, Any] = {}
+    Url: str
+    EntityStatus: str
+    ContinueRunOnStepFailure: bool = False
+    CreatedDate: str | None = None
+    LastModifiedDate: str | None = None
+    Etag: str | None = None
+
+
+class PipelineVersionEntity(BaseModel):
+    Version: str
+    PipelineId: str
+
+
+class PipelineEndpointEntity(BaseModel):
+    Id: str
+    Name: str
+    Description: str | None = None
+    DefaultVersion: str
+    EntityStatus: str
+    PipelineVersionList: list[PipelineVersionEntity]
+    Url: str
+    SwaggerUrl: str
+    CreatedDate: str | None = None
+    LastModifiedDate: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------- auth
+def _user_dep():
+    """Airflow's own check (401 without a credential, 403 for an invalid token)."""
+    from airflow.api_fastapi.core_api.security import requires_authenticated
+
+    return Depends(requires_authenticated())
+
+
+def _authorize_dag(user: Any, method: str, dag_id: str | None, run: bool = False) -> None:
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+    from airflow.api_fastapi.app import get_auth_manager
+
+    ok = get_auth_manager().is_authorized_dag(
+        method=method, access_entity=DagAccessEntity.RUN if run else None, details=DagDetails(id=dag_id), user=user
+    )
+    if not ok:
+        what = "trigger runs of" if run and method == "POST" else "read"
+        raise HTTPException(403, f"Forbidden: user {user.get_name()!r} may not {what} DAG {dag_id or '(any)'}")
+
+
+def _user_type():
+    from airflow.api_fastapi.core_api.security import GetUserDep
+
+    return GetUserDep
+
+
+def _token(request: Request) -> str | None:
+    auth = request.headers.get("authorization") or ""
+    if auth.lower().startswith("bearer "):
+        return auth.split(" ", 1)[1].strip()
+    return request.cookies.get("_token")
+
+
+def _base_url() -> str:
+    url = os.environ.get("AIRFLOW__API__BASE_URL")
+    if not url:
+        from airflow.configuration import conf
+
+        url = conf.get("api", "base_url", fallback="http://127.0.0.1:8080")
+    return url.rstrip("/")
+
+
+def _client(request: Request):
+    from airflow_mlpipe.clients.airflow_rest import AirflowClient
+
+    return AirflowClient(_base_url(), token=_token(request), timeout=30)
+
+
+def _ws():
+    from airflow_mlpipe.workspace import Workspace
+
+    return Workspace.from_config()
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}, "detail": message})
+
+
+# ---------------------------------------------------------------------------------------------- the app
+def create_app() -> FastAPI:
+    from airflow_mlpipe.sdk import published as pub
+    from airflow_mlpipe.sdk.runs import PIPELINE_STATUS, STEP_STATUS, TERMINAL
+    from airflow_mlpipe.store import published_queries as q
+
+    user_dep = _user_dep()
+    User = _user_type()
+    errors = {400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 403: {"model": ErrorResponse},
+              404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+    app = FastAPI(
+        title="airflow-mlpipe", version="1.0",
+        description="Azure ML SDK v1-compatible REST endpoints of airflow-mlpipe: submit published pipelines and "
+                    "pipeline endpoints, read runs, steps and metrics. Authenticate with an Airflow JWT "
+                    "(POST /auth/token) as `Authorization: Bearer <token>`.",
+        dependencies=[user_dep], responses=errors,
+    )
+
+    @app.exception_handler(UserErrorException)
+    async def _user_error(request: Request, exc: UserErrorException):
+        return _error(400, "UserError", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        parts = []
+        for e in exc.errors():
+            loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
+            parts.append(f"{loc or 'body'}: {e.get('msg')}")
+        return _error(422, "ValidationError", "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException):
+        return _error(exc.status_code, {401: "Unauthorized", 403: "Forbidden", 404: "NotFound"}.get(
+            exc.status_code, "Error"), str(exc.detail))
+
+    # ------------------------------------------------------------------ helpers
+    def _pipeline_row(ws: Any, pipeline_id: str) -> dict[str, Any]:
+        row = q.get_pipeline(ws.store, pipeline_id)
+        if row is None:
+            raise HTTPException(404, f"Published pipeline {pipeline_id!r} was not found")
+        return row
+
+    def _endpoint_row(ws: Any, key: str) -> dict[str, Any]:
+        row = q.get_endpoint(ws.store, endpoint_id=key) or q.get_endpoint(ws.store, name=key)
+        if row is None:
+            raise HTTPException(404, f"Pipeline endpoint {key!r} was not found")
+        return row
+
+    def _submit(request: Request, user: Any, ws: Any, prow: dict[str, Any], body: PipelineSubmissionInfo,
+                endpoint: dict | None) -> dict[str, Any]:
+        from airflow_mlpipe.clients.airflow_rest import AirflowAPIError
+
+        _authorize_dag(user, "POST", prow["dag_id"], run=True)
+        if body.DataPathAssignments or body.DataSetDefinitionValueAssignments:
+            raise UserErrorException("DataPathAssignments and DataSetDefinitionValueAssignments are not supported "
+                                     "by airflow-mlpipe yet; pass scalar values in ParameterAssignments")
+        if prow["status"] != "Active" and endpoint is None:
+            raise UserErrorException(f"Published pipeline {prow['id']!r} ({prow['name']}) is {prow['status']}: "
+                                     "Status must be Active to submit")
+        try:
+            run_id = pub.trigger_published(
+                ws, prow, body.ExperimentName, body.ParameterAssignments, tags=body.tags,
+                description=body.Description, run_source=body.RunSource or "API",
+                continue_on_step_failure=body.ContinueRunOnStepFailure, endpoint=endpoint, client=_client(request),
+                wait_for_dag=30,
+            )
+        except AirflowAPIError as exc:
+            status = exc.status if 400 <= exc.status < 500 else 502
+            raise HTTPException(status, f"Airflow refused the run: {exc}") from exc
+        except TimeoutError as exc:
+            raise HTTPException(503, str(exc)) from exc
+        return _run_entity(request, ws, run_id, live=False)
+
+    def _run_entity(request: Request, ws: Any, run_id: str, live: bool = True) -> dict[str, Any]:
+        row = ws.store.get_pipeline_run(run_id)
+        if row is None:
+            raise HTTPException(404, f"Pipeline run {run_id!r} was not found")
+        status = row.get("status") or "NotStarted"
+        if live and status not in TERMINAL:
+            try:
+                dag_run = _client(request).get_dag_run(row["dag_id"], row["airflow_run_id"])
+                status = PIPELINE_STATUS.get(dag_run.get("state"), "Running")
+            except Exception:  # noqa: BLE001 - fall back to what the store knows
+                pass
+        props = row.get("properties") or {}
+        prow = q.get_pipeline(ws.store, props.get("azureml.pipelineid", "")) if props.get("azureml.pipelineid") \
+            else None
+        from urllib.parse import quote
+
+        return {
+            "Id": run_id,
+            "Status": {"StatusCode": status, "StatusDetail": row.get("error"),
+                       "CreationTime": pub._iso(row.get("created_at")), "EndTime": pub._iso(row.get("end_time"))},
+            "Description": props.get("description"), "GraphId": row.get("spec_hash"), "IsSubmitted": True,
+            "HasErrors": status == "Failed", "ParameterAssignments": row.get("parameters") or {},
+            "RunHistoryExperimentName": row["experiment"], "PipelineId": props.get("azureml.pipelineid"),
+            "PipelineEndpointId": props.get("azureml.pipelineendpointid"),
+            "RunSource": props.get("azureml.runsource"), "RunType": "HTTP",
+            "TotalRunSteps": prow.get("total_run_steps") if prow else None, "tags": row.get("tags") or {},
+            "Properties": props, "DagId": row["dag_id"], "DagRunId": row["airflow_run_id"],
+            "AirflowUrl": f"{_base_url()}/dags/{row['dag_id']}/runs/{quote(row['airflow_run_id'], safe='')}",
+        }
+
+    # ------------------------------------------------------------------ published pipelines
+    @app.get(f"{API}/pipelines", response_model=list[PublishedPipelineEntity], tags=["published pipelines"])
+    def list_published_pipelines(user: User, active_only: bool = True):
+        _authorize_dag(user, "GET", None)
+        ws = _ws()
+        return [pub.PublishedPipeline(ws, r).to_entity() for r in q.list_pipelines(ws.store, active_only)]
+
+    @app.get(f"{API}/pipelines/{{pipeline_id}}", response_model=PublishedPipelineEntity,
+             tags=["published pipelines"])
+    def get_published_pipeline(user: User, pipeline_id: Annotated[str, Path(max_length=64)]):
+        ws = _ws()
+        row = _pipeline_row(ws, pipeline_id)
+        _authorize_dag(user, "GET", row["dag_id"])
+        return pub.PublishedPipeline(ws, row).to_entity()
+
+    @app.post(f"{API}/PipelineRuns/PipelineSubmit/{{pipeline_id}}", response_model=PipelineRunEntity,
+              tags=["published pipelines"])
+    def submit_published_pipeline(request: Request, user: User, body: PipelineSubmissionInfo,
+                                  pipeline_id: Annotated[str, Path(max_length=64)],
+                                  parentRunId: str | None = None):  # noqa: N803 - v1 query name
+        ws = _ws()
+        return _submit(request, user, ws, _pipeline_row(ws, pipeline_id), body, None)
+
+    # ------------------------------------------------------------------ endpoints
+    @app.get(f"{API}/endpoints", response_model=list[PipelineEndpointEntity], tags=["pipeline endpoints"])
+    def list_pipeline_endpoints(user: User, active_only: bool = True):
+        _authorize_dag(user, "GET", None)
+        ws = _ws()
+        return [pub.PipelineEndpoint(ws, r).to_entity() for r in q.list_endpoints(ws.store, active_only)]
+
+    @app.get(f"{API}/endpoints/{{endpoint}}", response_model=PipelineEndpointEntity, tags=["pipeline endpoints"])
+    def get_pipeline_endpoint(user: User, endpoint: Annotated[str, Path(max_length=255)]):
+        _authorize_dag(user, "GET", None)
+        ws = _ws()
+        return pub.PipelineEndpoint(ws, _endpoint_row(ws, endpoint)).to_entity()
+
+    def _endpoint_submit(request: Request, user: Any, key: str, body: PipelineSubmissionInfo,
+                         version: str | None) -> dict[str, Any]:
+        ws = _ws()
+        erow = _endpoint_row(ws, key)
+        if erow["status"] != "Active":
+            raise UserErrorException(f"Pipeline endpoint {erow['name']!r} is {erow['status']}: Status must be "
+                                     "Active to submit")
+        version = erow["default_version"] if version is None else version
+        vrow = q.get_version(ws.store, erow["id"], version)
+        if vrow is None:
+            versions = [v["version"] for v in q.list_versions(ws.store, erow["id"])]
+            raise HTTPException(404, f"Pipeline endpoint {erow['name']!r} has no version {version!r} "
+                                     f"(versions: {versions})")
+        return _submit(request, user, ws, _pipeline_row(ws, vrow["pipeline_id"]), body,
+                       {"id": erow["id"], "version": version})
+
+    @app.post(f"{API}/PipelineRuns/PipelineEndpointSubmit/Id/{{endpoint_id}}", response_model=PipelineRunEntity,
+              tags=["pipeline endpoints"])
+    def submit_pipeline_endpoint(request: Request, user: User, body: PipelineSubmissionInfo,
+                                 endpoint_id: Annotated[str, Path(max_length=64)],
+                                 pipelineVersion: Annotated[str | None, Query(max_length=20)] = None,  # noqa: N803
+                                 parentRunId: str | None = None):  # noqa: N803
+        return _endpoint_submit(request, user, endpoint_id, body, pipelineVersion)
+
+    @app.post(f"{API}/PipelineRuns/PipelineEndpointSubmit/Name/{{endpoint_name}}",
+              response_model=PipelineRunEntity, tags=["pipeline endpoints"])
+    def submit_pipeline_endpoint_by_name(request: Request, user: User, body: PipelineSubmissionInfo,
+                                         endpoint_name: Annotated[str, Path(max_length=255)],
+                                         pipelineVersion: Annotated[str | None, Query(max_length=20)] = None,  # noqa: N803
+                                         parentRunId: str | None = None):  # noqa: N803
+        return _endpoint_submit(request, user, endpoint_name, body, pipelineVersion)
+
+    # ------------------------------------------------------------------ runs
+    @app.get(f"{API}/runs", response_model=list[PipelineRunEntity], tags=["runs"])
+    def list_runs(request: Request, user: User, limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                  experiment: str | None = None):
+        _authorize_dag(user, "GET", None, run=True)
+        ws = _ws()
+        rows = ws.store.list_pipeline_runs(experiment, limit=limit)
+        return [_run_entity(request, ws, r["run_id"], live=False) for r in rows]
+
+    @app.get(f"{API}/runs/{{run_id}}", response_model=PipelineRunEntity, tags=["runs"])
+    def get_run(request: Request, user: User, run_id: Annotated[str, Path(max_length=250)]):
+        ws = _ws()
+        entity = _run_entity(request, ws, run_id, live=False)
+        _authorize_dag(user, "GET", entity["DagId"], run=True)
+        return _run_entity(request, ws, run_id)
+
+    @app.get(f"{API}/runs/{{run_id}}/steps", response_model=list[StepRunEntity], tags=["runs"])
+    def get_run_steps(request: Request, user: User, run_id: Annotated[str, Path(max_length=250)]):
+        ws = _ws()
+        row = ws.store.get_pipeline_run(run_id)
+        if row is None:
+            raise HTTPException(404, f"Pipeline run {run_id!r} was not found")
+        _authorize_dag(user, "GET", row["dag_id"], run=True)
+        stored = {r["task_id"]: r for r in ws.store.list_step_runs(run_id)}
+        try:
+            tis = _client(request).task_instances(row["dag_id"], row["airflow_run_id"])
+        except Exception:  # noqa: BLE001
+            tis = []
+        out, seen = [], set()
+        for ti in tis:
+            seen.add(ti["task_id"])
+            out.append(_step(run_id, ti["task_id"], stored.get(ti["task_id"]), ti))
+        out += [_step(run_id, tid, r, None) for tid, r in stored.items() if tid not in seen]
+        return out
+
+    def _step(run_id: str, task_id: str, row: dict | None, ti: dict | None) -> dict[str, Any]:
+        row = row or {}
+        status = row.get("status")
+        if not status or (ti and status not in TERMINAL and ti.get("state") in STEP_STATUS):
+            status = STEP_STATUS.get((ti or {}).get("state"), status or "NotStarted")
+        return {"Name": row.get("step_name") or task_id, "TaskId": task_id,
+                "StepRunId": row.get("step_run_id") or f"{run_id}.{task_id}", "Status": status,
+                "Reused": bool(row.get("reused_run_id")), "ReusedRunId": row.get("reused_run_id"),
+                "StartTime": pub._iso(row.get("start_time")) or (ti or {}).get("start_date"),
+                "EndTime": pub._iso(row.get("end_time")) or (ti or {}).get("end_date"),
+                "Outputs": row.get("outputs") or {}, "Error": row.get("error")}
+
+    @app.get(f"{API}/runs/{{run_id}}/metrics", response_model=RunMetrics, tags=["runs"])
+    def get_run_metrics(user: User, run_id: Annotated[str, Path(max_length=250)]):
+        ws = _ws()
+        row = ws.store.get_pipeline_run(run_id)
+        if row is None:
+            raise HTTPException(404, f"Pipeline run {run_id!r} was not found")
+        _authorize_dag(user, "GET", row["dag_id"], run=True)
+        steps = {r["step_name"] or r["task_id"]: ws.store.get_metrics(r["step_run_id"])
+                 for r in ws.store.list_step_runs(run_id)}
+        return {"RunId": run_id, "Metrics": ws.store.get_metrics(run_id), "Steps": steps}
+
+    from airflow_mlpipe.plugins.ui import register_ui
+
+    register_ui(app)
+    return app
