@@ -103,6 +103,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from airflow_mlpipe import runner
+
+    print(runner.plan_pipeline_file(args.pipeline_file, parameters=_parse_params(args.param),
+                                    regenerate_outputs=args.regenerate_outputs))
+    return 0
+
+
 def _cmd_runs_list(args: argparse.Namespace) -> int:
     from airflow_mlpipe import runner
 
@@ -145,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--regenerate-outputs", action="store_true", help="do not reuse cached step outputs")
     p.add_argument("--no-wait", action="store_true", help="return once the run is submitted")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("plan", help="predict which steps a run would reuse and which would run, and why")
+    p.add_argument("pipeline_file", metavar="PIPELINE_FILE")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", default=[],
+                   help="pipeline parameter value (repeatable)")
+    p.add_argument("--regenerate-outputs", action="store_true", help="plan a run that reuses nothing")
+    p.set_defaults(func=_cmd_plan)
 
     runs = sub.add_parser("runs", help="list or show pipeline runs")
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION")

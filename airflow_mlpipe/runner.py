@@ -88,6 +88,17 @@ def run_pipeline_file(path: str, experiment: str | None, parameters: dict[str, s
     return 0 if status == "Finished" else 1
 
 
+def plan_pipeline_file(path: str, parameters: dict[str, str], regenerate_outputs: bool = False) -> str:
+    """``mlpipe plan``: the cache's prediction for a pipeline file, without submitting anything."""
+    from airflow_mlpipe.runtime.planner import format_plan
+
+    ws = Workspace.from_config()
+    prepare_airflow_env(ws)
+    _, pipeline = load_pipeline_file(path)
+    decisions = pipeline.plan(pipeline_parameters=parameters or None, regenerate_outputs=regenerate_outputs)
+    return format_plan(decisions)
+
+
 def _duration(start: Any, end: Any) -> str:
     if start is None or end is None:
         return "-"

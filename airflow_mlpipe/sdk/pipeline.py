@@ -160,6 +160,21 @@ class Pipeline:
         return PublishedPipeline._from_pipeline(self, name=name, description=description, version=version,
                                                 continue_on_step_failure=continue_on_step_failure)
 
+    def plan(self, pipeline_parameters: dict | None = None, regenerate_outputs: bool = False) -> list:
+        """Predict, before submitting, which steps will be reused and which will run, and why.
+
+        Returns one ``Decision`` per step (``action`` is ``reuse``, ``run`` or ``pending``: decided at run
+        time from its upstream outputs' content).
+        """
+        from airflow_mlpipe.clients.submit import check_parameters
+        from airflow_mlpipe.runtime.planner import plan_steps
+        from airflow_mlpipe.runtime.step_runner import resolve_parameters
+
+        spec = self.to_spec()
+        values = resolve_parameters(spec["parameters"], check_parameters(spec, pipeline_parameters))
+        decisions, _ = plan_steps(self._workspace, spec["steps"], values, regenerate_outputs)
+        return decisions
+
     def submit(self, experiment_name: str, pipeline_parameters: dict | None = None,
                continue_on_step_failure: bool = False, regenerate_outputs: bool = False,
                parent_run_id: str | None = None, credential_passthrough: Any = None, **kwargs: Any):
