@@ -253,7 +253,7 @@ class PipelineOutputFileDataset:
         return self
 
     def input_spec(self) -> dict[str, Any]:
-        read = self._read or ({"type": "file"} if self._mode == "direct" else None)
+        read = self._read or {"type": "file"}  # a dataset view: it appears in run.input_datasets
         return self._data.input_spec(self.input_name, self._mode, read, self._path_on_compute)
 
     def __str__(self) -> str:

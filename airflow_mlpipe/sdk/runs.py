@@ -279,6 +279,18 @@ class PipelineRun(Run):
                     return PortDataReference(self.experiment.workspace, name, value)
         raise UserErrorException(f"Pipeline run {self.id!r} has no pipeline output {pipeline_output_name!r}")
 
+    def get_outputs(self) -> dict[str, StepRunOutput]:
+        """Every step's outputs, by output name (``step/output`` where two steps use the same name)."""
+        found: dict[str, list[tuple[str, StepRunOutput]]] = {}
+        for step in self.get_steps():
+            for name, out in step.get_outputs().items():
+                found.setdefault(name, []).append((step.name, out))
+        result: dict[str, StepRunOutput] = {}
+        for name, items in found.items():
+            for step_name, out in items:
+                result[name if len(items) == 1 else f"{step_name}/{name}"] = out
+        return result
+
     def get_metrics(self, name: str | None = None, recursive: bool = False, **kwargs: Any) -> dict[str, Any]:
         store = self.experiment.workspace.store
         own = store.get_metrics(self.id, name)

