@@ -229,21 +229,9 @@ class Store:
             q = q.where(t.metrics.c.name == name)
         with self.begin() as conn:
             rows = _all(conn, q)
-        out: dict[str, Any] = {}
-        for row in rows:
-            key, kind, value = row["name"], row["kind"], row["value"]
-            if kind == "row":
-                table = out.setdefault(key, {})
-                for col, val in (value or {}).items():
-                    table.setdefault(col, []).append(val)
-            elif kind in ("list", "table"):
-                out[key] = value
-            elif key in out:
-                prev = out[key]
-                out[key] = (prev if isinstance(prev, list) else [prev]) + [value]
-            else:
-                out[key] = value
-        return out
+        from airflow_mlpipe.runtime.metrics_io import fold_metrics
+
+        return fold_metrics(rows)
 
     # ------------------------------------------------------------------ datasets
     def register_dataset(self, name: str, definition: dict[str, Any], description: str | None = None,
