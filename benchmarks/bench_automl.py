@@ -55,8 +55,7 @@ def run_step(csv: Path, budget_s: float) -> dict:
     wall = time.perf_counter() - started
     info = ws.store.get_step_run(ex.step_run_id)["details"]["automl"]
     return {"auc": info["best_score"], "model": info["best_model"], "iterations": info["iterations"],
-            "wall_s": wall, "fit_s": info["timings"]["fit_s"], "load_s": info["timings"]["load_s"],
-            "write_s": info["timings"]["write_s"]}
+            "wall_s": wall, "fit_s": info["timings"]["fit_s"], "timings": info["timings"]}
 
 
 def run_flaml(csv: Path, budget_s: float) -> dict:
@@ -66,12 +65,41 @@ def run_flaml(csv: Path, budget_s: float) -> dict:
     df = pd.read_csv(csv)
     X, y = df.drop(columns=["Survived"]), df["Survived"]
     automl = AutoML()
+    log = Path(tempfile.mkdtemp()) / "trials.jsonl"  # the step logs every trial too
     started = time.perf_counter()
     automl.fit(X_train=X, y_train=y, task="classification", metric="roc_auc", time_budget=budget_s,
-               eval_method="cv", n_splits=5, max_iter=1000, early_stop=True, n_jobs=1, verbose=0)
+               eval_method="cv", n_splits=5, max_iter=1000, early_stop=True, n_jobs=1, verbose=0,
+               log_file_name=str(log), log_type="all")
     fit = time.perf_counter() - started
-    return {"auc": 1 - automl.best_loss, "model": automl.best_estimator, "fit_s": fit,
-            "iterations": len(automl.config_history)}
+    trials = sum(1 for line in log.read_text().splitlines() if '"record_id"' in line)
+    return {"auc": 1 - automl.best_loss, "model": automl.best_estimator, "fit_s": fit, "iterations": trials}
+
+
+STANDALONE = """
+import sys, time
+t0 = time.perf_counter()
+import pandas as pd
+from flaml import AutoML
+df = pd.read_csv(sys.argv[1])
+X, y = df.drop(columns=["Survived"]), df["Survived"]
+automl = AutoML()
+t1 = time.perf_counter()
+automl.fit(X_train=X, y_train=y, task="classification", metric="roc_auc", time_budget=float(sys.argv[2]),
+           eval_method="cv", n_splits=5, max_iter=1000, early_stop=True, n_jobs=1, verbose=0)
+print(1 - automl.best_loss, time.perf_counter() - t1)
+"""
+
+
+def run_flaml_script(csv: Path, budget_s: float) -> dict:
+    """FLAML as a user's own script would run it: a fresh interpreter, imports, read_csv, fit."""
+    import subprocess
+
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", STANDALONE, str(csv), str(budget_s)], capture_output=True,
+                         text=True, check=True)
+    wall = time.perf_counter() - started
+    auc, fit = (float(v) for v in out.stdout.split()[-2:])
+    return {"auc": auc, "wall_s": wall, "fit_s": fit}
 
 
 def run_logreg(csv: Path) -> dict:
@@ -106,19 +134,28 @@ def main(argv: list[str] | None = None) -> int:
           f"load average: {os.getloadavg()[0]:.1f}")
     step = run_step(csv, args.budget)
     direct = run_flaml(csv, args.budget)
+    script = run_flaml_script(csv, args.budget)
     base = run_logreg(csv)
     overhead = step["wall_s"] - step["fit_s"]
     print(f"\nAutoMLStep           AUC_weighted {step['auc']:.4f}  best {step['model']:<12} "
           f"{step['iterations']:>4} iterations  wall {step['wall_s']:.1f} s (FLAML fit {step['fit_s']:.1f} s)")
     print(f"FLAML direct         AUC_weighted {direct['auc']:.4f}  best {direct['model']:<12} "
           f"{direct['iterations']:>4} iterations  fit {direct['fit_s']:.1f} s")
+    print(f"FLAML script         AUC_weighted {script['auc']:.4f}  (fresh interpreter) wall {script['wall_s']:.1f} s "
+          f"(fit {script['fit_s']:.1f} s)")
     print(f"LogisticRegression   AUC_weighted {base['auc']:.4f}")
     gap = step["auc"] - direct["auc"]
     print(f"\nAutoMLStep - FLAML direct: {gap:+.4f} (target: within 0.005)")
     print(f"AutoMLStep - logistic regression: {step['auc'] - base['auc']:+.4f}")
-    print(f"wrapper overhead: {overhead:.1f} s = {overhead / args.budget * 100:.1f} % of the budget (target < 5 %); "
-          f"of which data load {step['load_s']:.1f} s, writing outputs {step['write_s']:.2f} s, the rest "
-          "subprocess start and imports (flaml, lightgbm, xgboost, sklearn), commit and store records")
+    t = step["timings"]
+    print(f"step time outside FLAML's fit: {overhead:.1f} s = {overhead / args.budget * 100:.1f} % of the budget: "
+          f"interpreter start + airflow_mlpipe imports {t['startup_s']:.1f} s, data load {t['load_s']:.1f} s, "
+          f"flaml import {t['import_s']:.1f} s, outputs written {t['write_s']:.2f} s, parent (inputs, commit, "
+          f"store) {overhead - t['startup_s'] - t['load_s'] - t['import_s'] - t['write_s']:.1f} s")
+    script_overhead = script["wall_s"] - script["fit_s"]
+    wrapper = overhead - script_overhead
+    print(f"the same outside-fit time of a plain FLAML script: {script_overhead:.1f} s; wrapper overhead beyond it: "
+          f"{wrapper:.1f} s = {wrapper / args.budget * 100:.1f} % of the budget (target < 5 %)")
     return 0
 
 

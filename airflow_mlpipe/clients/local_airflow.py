@@ -249,14 +249,14 @@ def airflow_settings(ws: Workspace) -> dict[str, str]:
     settings = _launcher_config(ws).get("settings") or {}
     if not isinstance(settings, dict):
         raise LocalAirflowError(
-            f"workspace config {ws.config_path}: 'airflow.settings' must be an object of AIRFLOW__* variables, "
+            f"workspace config {ws.config_path or ws.home}: 'airflow.settings' must be an object of AIRFLOW__* variables, "
             f"got {type(settings).__name__}"
         )
     out: dict[str, str] = {}
     for key, value in settings.items():
         if not isinstance(key, str) or not (key.startswith("AIRFLOW__") or key == "AIRFLOW_CONFIG"):
             raise LocalAirflowError(
-                f"workspace config {ws.config_path}: 'airflow.settings' key {key!r} is not an AIRFLOW__* variable"
+                f"workspace config {ws.config_path or ws.home}: 'airflow.settings' key {key!r} is not an AIRFLOW__* variable"
             )
         if value is None:
             continue

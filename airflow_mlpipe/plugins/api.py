@@ -149,8 +149,8 @@ def _user_dep():
 
 
 def _authorize_dag(user: Any, method: str, dag_id: str | None, run: bool = False) -> None:
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
     from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 
     ok = get_auth_manager().is_authorized_dag(
         method=method, access_entity=DagAccessEntity.RUN if run else None, details=DagDetails(id=dag_id), user=user

@@ -52,11 +52,10 @@ def _note_reused_steps(dag_id: str, run_id: str, step_rows: list[dict[str, Any]]
     reused = {r["task_id"]: r for r in step_rows if r.get("reused_run_id")}
     if not reused:
         return
-    from sqlalchemy import select
-
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     with create_session() as session:
         tis = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dag_id,

@@ -243,8 +243,10 @@ def train(job: dict[str, Any], workspace: Any, log=print) -> dict[str, Any]:
                           "classification needs at least two")
     load_s = time.perf_counter() - t0
 
+    t_import = time.perf_counter()
     from flaml import AutoML
 
+    import_s = time.perf_counter() - t_import
     log_file = Path(job["workdir"]) / "flaml_trials.jsonl"
     kwargs = flaml_settings(settings, len(X), y_range, "X_val" in fit_kwargs, str(log_file))
     log(f"AutoML: task={task} primary_metric={primary} rows={len(X)} features={list(X.columns)}")
@@ -305,13 +307,16 @@ def train(job: dict[str, Any], workspace: Any, log=print) -> dict[str, Any]:
         "best_model": automl.best_estimator, "best_iteration": best_id, "best_score": best_score,
         "primary_metric": primary, "best_metrics": best_metrics, "best_config": automl.best_config,
         "iterations": len(records), "test_metrics": test_metrics, "rows": len(X),
-        "timings": {"load_s": load_s, "fit_s": fit_s, "write_s": write_s},
+        "timings": {"startup_s": job.get("startup_s"), "load_s": load_s, "import_s": import_s, "fit_s": fit_s,
+                    "write_s": write_s},
         "flaml": {k: v for k, v in kwargs.items() if k not in ("metric", "log_file_name")},
     }
 
 
 def main(argv: list[str]) -> int:
     job = json.loads(Path(argv[1]).read_text())
+    if job.get("launched_at"):
+        job["startup_s"] = time.time() - float(job["launched_at"])  # interpreter start and this module's imports
     from airflow_mlpipe.workspace import Workspace
 
     workspace = Workspace.from_ref(job.get("workspace"))

@@ -33,10 +33,33 @@ def _one_hot(y: Any, classes: Any) -> np.ndarray:
     return np.stack([(y == c).astype(float) for c in classes], axis=1)
 
 
-def classification_metrics(y_true: Any, proba: np.ndarray, classes: Any) -> dict[str, float]:
-    """All v1 classification primary metrics from class probabilities (columns in ``classes`` order)."""
-    from sklearn.metrics import average_precision_score, precision_score, recall_score, roc_auc_score
+def _binary_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC (Mann-Whitney, ties averaged): same value as sklearn's ``roc_auc_score``, without its overhead."""
+    from scipy.stats import rankdata
 
+    n_pos = float(y.sum())
+    n_neg = len(y) - n_pos
+    ranks = rankdata(score)
+    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _average_precision(y: np.ndarray, score: np.ndarray) -> float:
+    """sklearn's ``average_precision_score``: sum over thresholds of (R_n - R_n-1) * P_n."""
+    order = np.argsort(-score, kind="mergesort")
+    y, score = y[order], score[order]
+    last = np.r_[np.where(np.diff(score))[0], len(y) - 1]
+    tps = np.cumsum(y)[last]
+    fps = 1 + last - tps
+    precision = tps / (tps + fps)
+    recall = tps / tps[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def classification_metrics(y_true: Any, proba: np.ndarray, classes: Any) -> dict[str, float]:
+    """All v1 classification primary metrics from class probabilities (columns in ``classes`` order).
+
+    Computed with numpy (a trial is scored on every fold: this runs inside FLAML's time budget); the unit
+    tests check the values against scikit-learn's."""
     y_true = np.asarray(y_true)
     classes = np.asarray(classes)
     proba = np.asarray(proba, dtype=float)
@@ -45,25 +68,25 @@ def classification_metrics(y_true: Any, proba: np.ndarray, classes: Any) -> dict
     y_pred = classes[np.argmax(proba, axis=1)]
     onehot = _one_hot(y_true, classes)
     support = onehot.sum(axis=0)
-    present = support > 0
+    n = len(y_true)
     out: dict[str, float] = {"accuracy": float(np.mean(y_pred == y_true))}
-    aucs, aps = [], []
+    aucs = np.full(len(classes), np.nan)
+    aps = np.full(len(classes), np.nan)
     for j in range(len(classes)):
-        if 0 < support[j] < len(y_true):
-            aucs.append(roc_auc_score(onehot[:, j], proba[:, j]))
-            aps.append(average_precision_score(onehot[:, j], proba[:, j]))
-        else:
-            aucs.append(float("nan"))
-            aps.append(float("nan"))
-    weights = np.where(present & ~np.isnan(aucs), support, 0.0)
-    out["AUC_weighted"] = float(np.nansum(np.array(aucs) * weights) / weights.sum()) if weights.sum() else math.nan
-    out["average_precision_score_weighted"] = (float(np.nansum(np.array(aps) * weights) / weights.sum())
-                                               if weights.sum() else math.nan)
-    labels = list(classes)
-    out["precision_score_weighted"] = float(precision_score(y_true, y_pred, labels=labels, average="weighted",
-                                                            zero_division=0))
-    macro_recall = float(recall_score(y_true, y_pred, labels=[c for c, p in zip(labels, present, strict=True) if p],
-                                      average="macro", zero_division=0))
+        if 0 < support[j] < n:
+            aucs[j] = _binary_auc(onehot[:, j], proba[:, j])
+            aps[j] = _average_precision(onehot[:, j], proba[:, j])
+    weights = np.where(np.isnan(aucs), 0.0, support)
+    total = weights.sum()
+    out["AUC_weighted"] = float(np.nansum(aucs * weights) / total) if total else math.nan
+    out["average_precision_score_weighted"] = float(np.nansum(aps * weights) / total) if total else math.nan
+    predicted = _one_hot(y_pred, classes)
+    tp = (predicted * onehot).sum(axis=0)
+    n_pred = predicted.sum(axis=0)
+    precision = np.divide(tp, n_pred, out=np.zeros_like(tp), where=n_pred > 0)
+    out["precision_score_weighted"] = float((precision * support).sum() / support.sum()) if support.sum() else 0.0
+    present = support > 0
+    macro_recall = float((tp[present] / support[present]).mean()) if present.any() else 0.0
     r = 1.0 / max(len(classes), 2)
     out["norm_macro_recall"] = max(0.0, (macro_recall - r) / (1 - r))
     return out

@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,7 @@ def run_automl_step(ex: StepExecution) -> StepResult:
             "workdir": str(workdir), "summary": str(summary_file),
         }
         job_file = workdir / "job.json"
+        job["launched_at"] = time.time()
         job_file.write_text(json.dumps(job, default=str))
         env = {k: v for k, v in os.environ.items() if not _SECRET_ENV.match(k)}
         env["PYTHONUNBUFFERED"] = "1"

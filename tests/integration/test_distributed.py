@@ -210,6 +210,34 @@ def dist(tmp_path_factory):
 
 
 # ---------------------------------------------------------------------------------------------- tests
+def test_settings_apply_over_the_embedded_defaults(tmp_path):
+    """No services needed: the environment the launcher builds, with and without workspace settings."""
+    plain = Workspace(home=tmp_path / "plain" / ".mlpipe")
+    env = local_airflow.airflow_env(plain, dags_folder=tmp_path, port=8123)
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor" and not local_airflow.is_celery(env)
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{plain.airflow_home / 'airflow.db'}"
+    assert "MLPIPE_STORE_URL" not in env and "AIRFLOW__CELERY__WORKER_CONCURRENCY" not in env
+
+    config = {"store_url": "postgresql+psycopg2://u@db/store",
+              "airflow": {"settings": {"AIRFLOW__CORE__EXECUTOR": "airflow.providers.celery.executors."
+                                                                  "celery_executor.CeleryExecutor",
+                                       "AIRFLOW__CORE__PARALLELISM": 8},
+                          "celery_queues": ["cpu-cluster", "gpu"], "celery_concurrency": 3}}
+    ws = Workspace(config=config, home=tmp_path / "dist" / ".mlpipe")
+    env = local_airflow.airflow_env(ws, dags_folder=tmp_path, port=8123)
+    assert local_airflow.is_celery(env) and env["AIRFLOW__CORE__PARALLELISM"] == "8"
+    assert env["MLPIPE_STORE_URL"] == "postgresql+psycopg2://u@db/store"
+    assert env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == "3"
+    assert ws.is_embedded  # settings without a url: still the launcher's own Airflow
+    args = local_airflow.celery_worker_args(ws, env)
+    assert args[args.index("-q") + 1] == "default,cpu-cluster,gpu"  # the default queue is always served
+    assert args[args.index("-c") + 1] == "3"
+
+    bad = Workspace(config={"airflow": {"settings": {"EXECUTOR": "CeleryExecutor"}}}, home=tmp_path / "bad")
+    with pytest.raises(local_airflow.LocalAirflowError, match="'EXECUTOR' is not an AIRFLOW__"):
+        local_airflow.airflow_env(bad, dags_folder=tmp_path, port=8123)
+
+
 def test_env_and_processes_are_distributed(dist):
     ws, info = dist["ws"], dist["info"]
     env = local_airflow.airflow_env(ws, dags_folder=info.dags_folder, port=info.port)
@@ -244,7 +272,7 @@ def test_pipeline_runs_on_celery_with_postgres_store(dist):
     train = PythonScriptStep(name="train", script_name="train.py", source_directory=str(src),
                              arguments=["--input", prepared, "--model", model], inputs=[prepared],
                              outputs=[model], compute_target="cpu-cluster")
-    pipeline = Pipeline(workspace=ws, steps=[train])
+    pipeline = Pipeline(workspace=ws, steps=[prepare, train])
     t0 = time.monotonic()
     run = Experiment(ws, "dist").submit(pipeline, pipeline_parameters={"rows": 7})
     status = run.wait_for_completion(show_output=False, timeout_seconds=150)
@@ -303,12 +331,22 @@ def test_pipeline_runs_on_celery_with_postgres_store(dist):
     assert _query(af_db, "SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s", ("dist", run.id)) == [
         ("success",)
     ]
-    queues = dict(_query(af_db, "SELECT task_id, queue FROM task_instance WHERE dag_id = %s AND run_id = %s",
-                         ("dist", run.id)))
+    rows = _query(af_db, "SELECT task_id, queue, external_executor_id FROM task_instance "
+                         "WHERE dag_id = %s AND run_id = %s", ("dist", run.id))
+    queues = {task: queue for task, queue, _ in rows}
     assert queues["prepare"] == "default" and queues["train"] == "cpu-cluster", queues
-    # Celery's result backend (db+postgresql) recorded both workloads as executed by a worker
-    done = _query(af_db, "SELECT count(*) FROM celery_taskmeta WHERE status = 'SUCCESS'")[0][0]
-    assert done >= 2, done
+    # each step was a Celery task, and Celery's result backend (db+postgresql, same database) recorded it as
+    # done by a worker (written when the Celery task returns, a moment after Airflow saw the TI succeed)
+    celery_ids = {task: ext for task, _, ext in rows if task in ("prepare", "train")}
+    assert all(celery_ids.values()), celery_ids
+    deadline = time.monotonic() + 20
+    while True:
+        states = dict(_query(af_db, "SELECT task_id, status FROM celery_taskmeta WHERE task_id = ANY(%s)",
+                             (list(celery_ids.values()),)))
+        if states == {celery_ids["prepare"]: "SUCCESS", celery_ids["train"]: "SUCCESS"} or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert states == {celery_ids["prepare"]: "SUCCESS", celery_ids["train"]: "SUCCESS"}, (celery_ids, states)
     # and the worker's own log shows it consumed both queues
     text = worker_log.read_text(errors="replace")
     assert re.search(r"\.> cpu-cluster\s+exchange=", text), text[-3000:]

@@ -158,3 +158,25 @@ def test_v1_metric_definitions():
     assert r["normalized_root_mean_squared_error"] == pytest.approx(np.sqrt(2 / 3) / 10)
     assert r["normalized_mean_absolute_error"] == pytest.approx((2 / 3) / 10)
     assert r["spearman_correlation"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_classification_metrics_match_sklearn(n_classes):
+    from sklearn.metrics import average_precision_score, precision_score, recall_score, roc_auc_score
+    from sklearn.preprocessing import label_binarize
+
+    from airflow_mlpipe.runtime.automl_model import classification_metrics
+
+    rng = np.random.default_rng(n_classes)
+    y = rng.integers(0, n_classes, 300)
+    proba = rng.random((300, n_classes)).round(2)  # rounded: ties
+    proba /= proba.sum(axis=1, keepdims=True)
+    m = classification_metrics(y, proba, list(range(n_classes)))
+    onehot = label_binarize(y, classes=list(range(n_classes))) if n_classes > 2 else np.stack([1 - y, y], axis=1)
+    pred = proba.argmax(axis=1)
+    assert m["AUC_weighted"] == pytest.approx(roc_auc_score(onehot, proba, average="weighted"))
+    assert m["average_precision_score_weighted"] == pytest.approx(
+        average_precision_score(onehot, proba, average="weighted"))
+    assert m["precision_score_weighted"] == pytest.approx(precision_score(y, pred, average="weighted"))
+    r = 1 / n_classes
+    assert m["norm_macro_recall"] == pytest.approx(max(0, (recall_score(y, pred, average="macro") - r) / (1 - r)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -250,15 +249,11 @@ def test_factory_file_in_dagbag(workspace, tmp_path, monkeypatch):
     assert "good" not in errors.replace("broken", "")
 
 
-def test_factory_parse_time_200_pipelines(workspace, tmp_path):
-    """200 published pipelines of 10 steps build in under 2 s (the benchmark reports the DagBag figure)."""
+def test_factory_builds_200_pipelines(workspace, tmp_path):
+    """200 published pipelines of 10 steps all become DAGs (benchmarks/bench_factory_parse.py times it)."""
     pipeline = _pipeline(workspace, tmp_path, n_steps=10)
     spec = pipeline.to_spec("x")
     for i in range(200):
         PublishedPipeline._publish_spec(workspace, spec, f"bench_{i}")
-    pub.build_published_dags(workspace)  # warm imports
-    start = time.perf_counter()
     dags = pub.build_published_dags(workspace)
-    elapsed = time.perf_counter() - start
     assert len(dags) == 200 and sum(len(d.tasks) for d in dags.values()) >= 2000
-    assert elapsed < 2.0, f"factory took {elapsed:.2f}s"
