@@ -98,6 +98,7 @@ class AirflowClient:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         allow_404: bool = False,
+        content: bytes | None = None,
     ) -> httpx.Response | None:
         """Send a request with the bearer token; on 401 re-fetch the token once. Raises AirflowAPIError."""
         if params:
@@ -108,7 +109,7 @@ class AirflowClient:
             if token:
                 hdrs["Authorization"] = f"Bearer {token}"
             try:
-                resp = self._http.request(method, path, json=json, params=params, headers=hdrs)
+                resp = self._http.request(method, path, json=json, params=params, headers=hdrs, content=content)
             except httpx.HTTPError as exc:
                 raise AirflowAPIError(0, f"cannot reach {self.base_url}: {exc}", method, path) from exc
             if resp.status_code == 401 and attempt == 0 and self.username:

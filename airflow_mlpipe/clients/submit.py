@@ -51,6 +51,39 @@ def publish_spec(ws: Any, spec: dict[str, Any]) -> tuple[Path, str]:
     return path, spec_hash(spec)
 
 
+def upload_spec(ws: Any, client: Any, spec: dict[str, Any]) -> str:
+    """Remote submission: upload each step's source snapshot (only the files the server lacks), then the spec
+    with ``source_directory`` pointing at the uploaded snapshot. Returns the spec hash the server serves."""
+    import copy
+
+    import blake3
+
+    from airflow_mlpipe.runtime.fingerprints import tree_manifest
+    from airflow_mlpipe.runtime.snapshot import SNAPSHOT_PREFIX, git_info
+
+    spec = copy.deepcopy(spec)
+    documents: dict[str, bytes] = {}
+    files: dict[str, str] = {}
+    for step in spec["steps"]:
+        folder = step.get("source_directory")
+        if not folder or folder.startswith(SNAPSHOT_PREFIX):
+            continue
+        manifest = tree_manifest(ws.store, folder, step.get("hash_paths"))
+        files.update({digest: str(Path(folder) / rel) for rel, digest in manifest.items()})
+        doc = canonical_json({"files": manifest, "git": git_info(folder), "source_directory": folder}).encode()
+        doc_digest = blake3.blake3(doc).hexdigest()
+        documents[doc_digest] = doc
+        step["source_directory"] = SNAPSHOT_PREFIX + doc_digest
+    wanted = sorted(set(files) | set(documents))
+    missing = client.request("POST", "/mlpipe/api/v1/snapshots/missing", json={"hashes": wanted}).json()["hashes"]
+    for digest in missing:
+        data = documents[digest] if digest in documents else Path(files[digest]).read_bytes()
+        client.request("PUT", f"/mlpipe/api/v1/snapshots/objects/{digest}", content=data,
+                       headers={"Content-Type": "application/octet-stream"})
+    accepted = client.request("PUT", f"/mlpipe/api/v1/specs/{spec['name']}", json=spec).json()
+    return accepted["spec_hash"]
+
+
 def submit_pipeline(experiment: Any, pipeline: Any, pipeline_parameters: dict | None = None,
                     regenerate_outputs: bool = False, continue_on_step_failure: bool = False,
                     tags: dict | None = None, dag_id: str | None = None):
@@ -60,16 +93,19 @@ def submit_pipeline(experiment: Any, pipeline: Any, pipeline_parameters: dict | 
 
     ws = experiment.workspace
     write_spec = dag_id is None
+    client = client_for(ws)
     if dag_id is None:
         dag_id = dag_id_for_experiment(experiment.name)
         spec = pipeline.to_spec(dag_id)
         values = check_parameters(spec, pipeline_parameters)
-        _, digest = publish_spec(ws, spec)
+        if ws.is_embedded:  # the DAG processor reads our folder
+            _, digest = publish_spec(ws, spec)
+        else:  # another machine: snapshots and spec go through the plugin's API
+            digest = upload_spec(ws, client, spec)
     else:  # a DAG file in the dags folder already defines this pipeline (``pipeline.to_dag(dag_id)``)
         spec = pipeline.to_spec(dag_id)
         values = check_parameters(spec, pipeline_parameters)
         digest = spec_hash(spec)
-    client = client_for(ws)
     if write_spec:
         client.wait_for_dag(dag_id, predicate=lambda d: digest in (d.get("doc_md") or ""), timeout=120)
     else:

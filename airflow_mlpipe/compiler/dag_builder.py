@@ -44,9 +44,11 @@ def doc_md(spec: dict[str, Any], digest: str) -> str:
     return "\n".join(lines)
 
 
-def build_dag(spec: dict[str, Any], schedule: Any = None, **dag_kwargs: Any):
+def build_dag(spec: dict[str, Any], schedule: Any = None, run_defaults: dict[str, Any] | None = None,
+              **dag_kwargs: Any):
     """The DAG for ``spec``; step tasks use ``trigger_rule="none_failed"`` so reused (skipped) steps still feed
-    their consumers."""
+    their consumers. ``run_defaults`` (``{"experiment": ..., "parameters": {...}}``) apply to runs whose
+    ``conf`` does not say otherwise, e.g. the runs of a Schedule."""
     from airflow.sdk import DAG
 
     check_spec(spec, f"pipeline {spec.get('name')!r}")
@@ -57,6 +59,7 @@ def build_dag(spec: dict[str, Any], schedule: Any = None, **dag_kwargs: Any):
         "default_datastore": spec.get("default_datastore"),
         "parameters": spec.get("parameters", {}),
         "spec_hash": digest,
+        "run_defaults": dict(run_defaults or {}),
     }
     dag_kwargs.setdefault("catchup", False)
     dag_kwargs.setdefault("tags", DEFAULT_TAGS)

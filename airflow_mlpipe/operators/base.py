@@ -23,9 +23,18 @@ def run_meta(context: Any) -> dict[str, Any]:
 
 
 def parameter_values(pipeline: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Values from ``conf``, else the run defaults (a Schedule's ``pipeline_parameters``), else the Params."""
     params = dict(context.get("params") or {})
+    conf = dict(getattr(context["dag_run"], "conf", None) or {})
+    defaults = (pipeline.get("run_defaults") or {}).get("parameters") or {}
     values = {k: params[k] for k in pipeline.get("parameters", {}) if k in params}
+    values.update({k: v for k, v in defaults.items() if k not in conf and k in pipeline.get("parameters", {})})
     return resolve_parameters(pipeline.get("parameters", {}), values)
+
+
+def experiment_name(pipeline: dict[str, Any], context: Any, dag_id: str) -> str:
+    return (run_meta(context).get("experiment") or (pipeline.get("run_defaults") or {}).get("experiment")
+            or dag_id)
 
 
 class MlpipeStepOperator(BaseOperator):
@@ -54,7 +63,7 @@ class MlpipeStepOperator(BaseOperator):
         return StepExecution(
             workspace=Workspace.from_ref(self.pipeline.get("workspace")),
             pipeline_run_id=meta.get("run_id") or context["run_id"],
-            experiment=meta.get("experiment") or self.dag_id,
+            experiment=experiment_name(self.pipeline, context, self.dag_id),
             dag_id=self.dag_id,
             step=self.step,
             pipeline=self.pipeline,

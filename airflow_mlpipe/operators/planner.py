@@ -10,7 +10,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_mlpipe.operators.base import REUSED_OUTPUTS_KEY, parameter_values, run_meta
+from airflow_mlpipe.operators.base import REUSED_OUTPUTS_KEY, experiment_name, parameter_values, run_meta
 from airflow_mlpipe.store.db import utcnow
 from airflow_mlpipe.workspace import Workspace
 
@@ -33,7 +33,8 @@ class CachePlanOperator(BaseOperator):
         ws = Workspace.from_ref(self.pipeline.get("workspace"))
         run_id = meta.get("run_id") or context["run_id"]
         store = ws.store
-        store.upsert_pipeline_run(run_id, experiment=meta.get("experiment") or self.dag_id, dag_id=self.dag_id,
+        store.upsert_pipeline_run(run_id, experiment=experiment_name(self.pipeline, context, self.dag_id),
+                                  dag_id=self.dag_id,
                                   status="Running")
         try:
             decisions, timings = plan_steps(ws, self.steps, parameter_values(self.pipeline, context),

@@ -26,6 +26,15 @@ API = "/api/v1"
 ParamValue = StrictStr | StrictInt | StrictFloat | StrictBool
 
 
+class MissingObjects(BaseModel):
+    hashes: list[str]
+
+
+class SpecAccepted(BaseModel):
+    dag_id: str
+    spec_hash: str
+
+
 class ErrorBody(BaseModel):
     code: str
     message: str
@@ -426,6 +435,51 @@ def create_app() -> FastAPI:
         steps = {r["step_name"] or r["task_id"]: ws.store.get_metrics(r["step_run_id"])
                  for r in ws.store.list_step_runs(run_id)}
         return {"RunId": run_id, "Metrics": ws.store.get_metrics(run_id), "Steps": steps}
+
+    # ------------------------------------------------------------------ remote submission (Experiment.submit)
+    @app.post(f"{API}/snapshots/missing", response_model=MissingObjects, tags=["submission"])
+    def missing_snapshot_objects(user: User, body: MissingObjects):
+        """Which of these content hashes the server does not hold yet (only those are uploaded)."""
+        from airflow_mlpipe.runtime.snapshot import SnapshotStore
+
+        _authorize_dag(user, "PUT", None)
+        store = SnapshotStore(_ws().home)
+        try:
+            return {"hashes": [h for h in body.hashes if not store.has(h)]}
+        except ValueError as exc:
+            raise UserErrorException(str(exc)) from exc
+
+    @app.put(f"{API}/snapshots/objects/{{digest}}", status_code=204, tags=["submission"])
+    async def put_snapshot_object(request: Request, user: User, digest: Annotated[str, Path(max_length=64)]):
+        """One file of a step's source snapshot, named by its blake3 hash (checked)."""
+        from airflow_mlpipe.runtime.snapshot import SnapshotStore
+
+        _authorize_dag(user, "PUT", None)
+        data = await request.body()
+        try:
+            SnapshotStore(_ws().home).put_bytes(digest, data)
+        except ValueError as exc:
+            raise UserErrorException(str(exc)) from exc
+
+    @app.put(f"{API}/specs/{{dag_id}}", response_model=SpecAccepted, tags=["submission"])
+    def put_pipeline_spec(user: User, dag_id: Annotated[str, Path(max_length=250)], spec: dict[str, Any]):
+        """Serve a submitted PipelineSpec as a DAG (its snapshots must have been uploaded first)."""
+        from airflow_mlpipe.clients.submit import publish_spec
+        from airflow_mlpipe.runtime.snapshot import SNAPSHOT_PREFIX, SnapshotStore
+        from airflow_mlpipe.spec import check_spec
+
+        _authorize_dag(user, "PUT", dag_id)
+        check_spec(spec, f"pipeline {dag_id!r}")
+        if spec.get("name") != dag_id:
+            raise UserErrorException(f"spec name {spec.get('name')!r} does not match the DAG id {dag_id!r}")
+        ws = _ws()
+        snapshots = SnapshotStore(ws.home)
+        for step in spec["steps"]:
+            source = step.get("source_directory")
+            if source and not (source.startswith(SNAPSHOT_PREFIX) and snapshots.has(source[len(SNAPSHOT_PREFIX):])):
+                raise UserErrorException(f"step {step['name']!r}: source snapshot {source!r} was not uploaded")
+        _, digest = publish_spec(ws, spec)
+        return {"dag_id": dag_id, "spec_hash": digest}
 
     from airflow_mlpipe.plugins.ui import register_ui
 

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from airflow_mlpipe.runtime.cache import Decision, compute_key, explain_miss, lookup
-from airflow_mlpipe.runtime.fingerprints import tree_manifest
+from airflow_mlpipe.runtime.snapshot import source_manifest
 
 
 def plan_steps(workspace: Any, steps: list[dict[str, Any]], parameter_values: dict[str, Any],
@@ -43,7 +43,7 @@ def _decide(workspace: Any, step: dict[str, Any], decided: dict[str, Decision], 
                             f"decided when step {inp['source']['step']!r} has run (reused if its output "
                             "content is unchanged)")
         upstream[inp["name"]] = producer.outputs[inp["source"]["output"]]
-    manifest = tree_manifest(workspace.store, step["source_directory"], step.get("hash_paths"))
+    manifest, _ = source_manifest(workspace, step)
     key = compute_key(workspace, step, manifest, upstream, values)
     entry, why = lookup(workspace, key.key)
     if entry is not None:

@@ -87,6 +87,10 @@ def git_info(folder: str | Path) -> dict[str, Any] | None:
     return info
 
 
+#: ``source_directory`` of a step whose snapshot was uploaded to the server (remote submission)
+SNAPSHOT_PREFIX = "mlpipe-snapshot:"
+
+
 class SnapshotStore:
     """Content-addressed file objects plus one manifest per step run, under ``<home>/snapshots``."""
 
@@ -95,13 +99,35 @@ class SnapshotStore:
         self.objects = self.root / "objects"
 
     def _object(self, digest: str) -> Path:
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError(f"not a blake3 hex digest: {digest!r}")
         return self.objects / digest[:2] / digest
+
+    def has(self, digest: str) -> bool:
+        return self._object(digest).is_file()
+
+    def put_bytes(self, digest: str, data: bytes) -> None:
+        """Store an uploaded object after checking that its content matches its name."""
+        import blake3
+
+        if blake3.blake3(data).hexdigest() != digest:
+            raise ValueError(f"object content does not match its digest {digest}")
+        obj = self._object(digest)
+        if obj.exists():
+            return
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        tmp = obj.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, obj)
+
+    def read_json(self, digest: str) -> Any:
+        return json.loads(self._object(digest).read_bytes())
 
     def save(self, folder: str | Path, manifest: dict[str, str], step_run_id: str,
              git: dict[str, Any] | None) -> Path:
         """Store new file contents and the run's manifest; returns the manifest path."""
         folder = Path(folder)
-        for rel, digest in manifest.items():
+        for rel, digest in manifest.items() if not str(folder).startswith(SNAPSHOT_PREFIX) else ():
             obj = self._object(digest)
             if not obj.exists():
                 obj.parent.mkdir(parents=True, exist_ok=True)
@@ -123,3 +149,15 @@ class SnapshotStore:
             dest = target / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(self._object(digest), dest)
+
+
+def source_manifest(workspace: Any, step: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """The step's snapshot manifest ``{relative path: content hash}`` and git info: read from the local folder,
+    or from an uploaded snapshot (``mlpipe-snapshot:<digest>``) for a pipeline submitted from another machine."""
+    source = step["source_directory"]
+    if source.startswith(SNAPSHOT_PREFIX):
+        doc = SnapshotStore(workspace.home).read_json(source[len(SNAPSHOT_PREFIX):])
+        return doc["files"], doc.get("git")
+    from airflow_mlpipe.runtime.fingerprints import tree_manifest
+
+    return tree_manifest(workspace.store, source, step.get("hash_paths")), None

@@ -393,8 +393,7 @@ def _reuse(ex: StepExecution, entry: dict[str, Any], key: str, started: Any) -> 
 def run_python_step(ex: StepExecution) -> StepResult:
     """Run the step, or reuse a verified earlier result. Raises :class:`StepFailed` on failure."""
     from airflow_mlpipe.runtime import cache
-    from airflow_mlpipe.runtime.fingerprints import tree_manifest
-    from airflow_mlpipe.runtime.snapshot import SnapshotStore, git_info
+    from airflow_mlpipe.runtime.snapshot import SNAPSHOT_PREFIX, SnapshotStore, git_info, source_manifest
 
     step = ex.step
     store = ex.workspace.store
@@ -412,7 +411,7 @@ def run_python_step(ex: StepExecution) -> StepResult:
     workdir = Path(tempfile.mkdtemp(prefix=f"mlpipe-{step['task_id']}-"))
     try:
         upstream = collect_upstream(ex)
-        manifest = tree_manifest(store, step["source_directory"], step.get("hash_paths"))
+        manifest, uploaded_git = source_manifest(ex.workspace, step)
         key = cache.compute_key(ex.workspace, step, manifest, upstream, ex.parameter_values)
         if step.get("allow_reuse", True) and not ex.regenerate_outputs:
             entry, why = cache.lookup(ex.workspace, key.key)
@@ -429,7 +428,8 @@ def run_python_step(ex: StepExecution) -> StepResult:
                         "regenerate_outputs=True" if ex.regenerate_outputs else "allow_reuse=False")
         snapshots = SnapshotStore(ex.workspace.home)
         snapshot = workdir / "snapshot"
-        git = git_info(step["source_directory"])
+        local_source = not step["source_directory"].startswith(SNAPSHOT_PREFIX)
+        git = git_info(step["source_directory"]) if local_source else uploaded_git
         snapshots.save(step["source_directory"], manifest, ex.step_run_id, git)
         snapshots.materialize(manifest, snapshot)
         inputs = _Inputs(ex, workdir, upstream)

@@ -602,8 +602,11 @@ def build_published_dags(workspace: Any = None) -> dict[str, Any]:
                 spec = json.loads(spec)
             check_spec(spec, f"published pipeline {row['name']!r} ({row['id']})")
             schedule, extra_dags = dag_schedule_for(workspace, row, by_pipeline.get(row["id"], []))
+            first = (by_pipeline.get(row["id"]) or [None])[0]
+            run_defaults = ({"experiment": first.get("experiment_name"),
+                             "parameters": first.get("pipeline_parameters") or {}} if first else None)
             dags[row["dag_id"]] = build_dag(
-                spec, schedule=schedule, tags=["mlpipe", "published"],
+                spec, schedule=schedule, run_defaults=run_defaults, tags=["mlpipe", "published"],
                 description=f"Published pipeline {row['name']} v{row.get('version') or '-'} ({row['id']})",
             )
             dags.update(extra_dags)

@@ -250,3 +250,37 @@ def test_schemathesis_no_server_errors(project, tmp_path):
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
+
+
+def test_experiment_submit_from_another_machine_uploads_snapshots(project, tmp_path, monkeypatch):
+    """A client workspace that names the api-server (not the embedded Airflow) ships its sources over REST."""
+    from airflow_mlpipe import Experiment, Pipeline, PipelineData, PythonScriptStep
+    from airflow_mlpipe.runtime.snapshot import SnapshotStore
+
+    root, ws, info, extra, token = project
+    client_dir = tmp_path / "laptop"
+    (client_dir / ".mlpipe").mkdir(parents=True)
+    (client_dir / ".mlpipe" / "config.json").write_text(json.dumps({
+        "workspace_name": "remote", "store_url": ws.store_url,
+        "airflow": {"url": info.url, "username": info.username, "password_env": "TEST_AIRFLOW_PASSWORD"},
+    }))
+    monkeypatch.setenv("TEST_AIRFLOW_PASSWORD", info.password)
+    monkeypatch.chdir(client_dir)
+    src = client_dir / "steps"
+    src.mkdir()
+    (src / "emit.py").write_text("import os, sys\nout = sys.argv[2]\nos.makedirs(out, exist_ok=True)\n"
+                                 "open(os.path.join(out, 'v.txt'), 'w').write('remote')\n"
+                                 "from azureml.core import Run\nRun.get_context().log('where', 'server')\n")
+    remote = Workspace.from_config()
+    assert not remote.is_embedded
+    out = PipelineData("out")
+    step = PythonScriptStep("emit.py", name="emit", arguments=["--out", out], outputs=[out], source_directory=str(src))
+    run = Experiment(remote, "remote-exp").submit(Pipeline(remote, [step]))
+    shutil.rmtree(src)  # the server must not need the client's files
+    assert run.wait_for_completion(show_output=False, timeout_seconds=180) == "Finished"
+    assert run.find_step_run("emit")[0].get_metrics() == {"where": "server"}
+    served = json.loads((local_airflow.submitted_dags_folder(ws) / "specs" / "remote-exp.json").read_text())
+    source = served["steps"][0]["source_directory"]
+    assert source.startswith("mlpipe-snapshot:")
+    manifest = SnapshotStore(ws.home).read_json(source.split(":", 1)[1])
+    assert list(manifest["files"]) == ["emit.py"]

@@ -22,7 +22,7 @@ def project(tmp_path_factory):
     def publish(ws, root):
         timed = make_pipeline(ws, root).publish("every_minute")
         sched = Schedule.create(ws, "minutely", timed.id, "sched-exp",
-                                recurrence=ScheduleRecurrence("Minute", 1))
+                                recurrence=ScheduleRecurrence("Minute", 1), pipeline_parameters={"value": 7})
         data = make_pipeline(ws, root, default=2).publish("on_new_files")
         (ws.home / "datastores").mkdir(exist_ok=True)
         dsched = Schedule.create(ws, "on-files", data.id, "data-exp", datastore=Datastore(ws, "workspaceblobstore"),
@@ -64,6 +64,7 @@ def test_data_triggered_run_after_datastore_write(project, tmp_path):
     Datastore(ws, "workspaceblobstore").upload_files([str(src)], target_path="incoming", overwrite=True)
     run = _wait_for(info, token, dag_id, "asset_triggered", timeout=120)
     assert ws.store.get_metrics(f"{run['dag_run_id']}.emit")["value"] == 2
+    assert ws.store.get_pipeline_run(run["dag_run_id"])["experiment"] == "data-exp"
     watch = _runs(info, token, watcher_dag_id({"id": extra["dsched"].id}))
     assert any(r["state"] == "success" for r in watch)
 
@@ -72,6 +73,8 @@ def test_scheduled_run_happens_on_its_schedule(project):
     _, ws, info, extra, token = project
     run = _wait_for(info, token, extra["timed"].dag_id, "scheduled", timeout=150)
     assert run["run_after"].endswith(":00Z") or ":00" in run["run_after"]  # on a minute boundary
-    assert ws.store.get_metrics(f"{run['dag_run_id']}.emit")["value"] == 1
+    # the schedule's experiment and parameter values apply to the runs it triggers
+    assert ws.store.get_metrics(f"{run['dag_run_id']}.emit")["value"] == 7
+    assert ws.store.get_pipeline_run(run["dag_run_id"])["experiment"] == "sched-exp"
     extra["sched"].disable()
     assert Schedule.get(ws, extra["sched"].id).status == "Disabled"
