@@ -241,6 +241,13 @@ class Workspace:
 
         return ComputeTarget.list(self)
 
+    @property
+    def models(self) -> dict[str, Any]:
+        """Registered models by name (latest version), as v1 ``ws.models``."""
+        from airflow_mlpipe.sdk.model import models_of
+
+        return models_of(self)
+
     def get_run(self, run_id: str):
         from airflow_mlpipe.sdk.runs import get_run
 

@@ -81,8 +81,6 @@ if USE_CURATED_ENV :
     aml_run_config.environment = curated_environment
 
 # ---------------------------------------------------------------- Write the data preparation pipeline step
-# NOTE: the walkthrough passes the as_dataset() view in both arguments and outputs; airflow-mlpipe currently
-# reads a view in arguments as an input (a self-loop), so the PipelineData itself goes into arguments
 titanic_train = PipelineData("titanic_train", datastore)
 prepped_data_path = titanic_train.as_dataset()
 
@@ -92,7 +90,7 @@ dataprep_step = PythonScriptStep(
     source_directory=str(HERE / "titanic"),  # NOTE: the walkthrough relied on the current folder
     compute_target=compute_target,
     runconfig=aml_run_config,
-    arguments=["--output_path", titanic_train],  # NOTE: walkthrough: prepped_data_path
+    arguments=["--output_path", prepped_data_path],
     inputs=[titanic_ds.as_named_input("titanic_ds")],
     outputs=[prepped_data_path],
     allow_reuse=True

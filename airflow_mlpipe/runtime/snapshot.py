@@ -154,7 +154,9 @@ class SnapshotStore:
 def source_manifest(workspace: Any, step: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any] | None]:
     """The step's snapshot manifest ``{relative path: content hash}`` and git info: read from the local folder,
     or from an uploaded snapshot (``mlpipe-snapshot:<digest>``) for a pipeline submitted from another machine."""
-    source = step["source_directory"]
+    source = step.get("source_directory")
+    if not source:  # e.g. an AutoMLStep: no code of its own
+        return {}, None
     if source.startswith(SNAPSHOT_PREFIX):
         doc = SnapshotStore(workspace.home).read_json(source[len(SNAPSHOT_PREFIX):])
         return doc["files"], doc.get("git")

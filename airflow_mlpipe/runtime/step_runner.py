@@ -90,12 +90,12 @@ class _Outputs:
             loc = output_location(ex, out)
             store = Datastore.get(ex.workspace, loc["datastore"])
             final = store.full_path(loc["path"])
+            # only the parent exists: a v1 script may write one file at the output path, or make a folder there
             if store.is_local:
                 staging = f"{final}.partial-{uuid.uuid4().hex[:8]}"
-                Path(staging).mkdir(parents=True, exist_ok=True)
             else:
                 staging = str(workdir / "outputs" / out["name"])
-                Path(staging).mkdir(parents=True, exist_ok=True)
+            Path(staging).parent.mkdir(parents=True, exist_ok=True)
             self.items.append({"spec": out, "loc": loc, "store": store, "final": final, "staging": staging})
 
     def local_paths(self) -> dict[str, str]:
@@ -103,7 +103,14 @@ class _Outputs:
 
     def discard(self) -> None:
         for item in self.items:
-            shutil.rmtree(item["staging"], ignore_errors=True)
+            self.discard_one(item["staging"])
+
+    @staticmethod
+    def discard_one(path: str) -> None:
+        if os.path.isfile(path):
+            os.unlink(path)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
     def commit(self) -> dict[str, dict[str, Any]]:
         """Move every staged output into place; only then is it visible (and pushed to consumers)."""
@@ -111,18 +118,24 @@ class _Outputs:
         for item in self.items:
             store, final, staging = item["store"], item["final"], item["staging"]
             fs = store.fs
+            if not os.path.exists(staging):
+                os.makedirs(staging)  # the script wrote nothing: an empty output, as in v1
             if store.is_local:
-                if os.path.exists(final):
+                if os.path.isdir(final):
                     shutil.rmtree(final)  # a retry of this same step run replaces its own earlier output
+                elif os.path.exists(final):
+                    os.unlink(final)
                 os.makedirs(os.path.dirname(final), exist_ok=True)
                 os.replace(staging, final)
             else:
                 if fs.exists(final):
                     fs.rm(final, recursive=True)
-                files = [p for p in Path(staging).rglob("*") if p.is_file()]
-                for p in files:
-                    fs.put_file(str(p), f"{final}/{p.relative_to(staging).as_posix()}")
-                shutil.rmtree(staging, ignore_errors=True)
+                if os.path.isfile(staging):
+                    fs.put_file(staging, final)
+                else:
+                    for p in [p for p in Path(staging).rglob("*") if p.is_file()]:
+                        fs.put_file(str(p), f"{final}/{p.relative_to(staging).as_posix()}")
+                self.discard_one(staging)
             content_hash, size, count = hash_tree(fs, final) if fs.exists(final) else ("blake3:empty", 0, 0)
             spec = item["spec"]
             committed[spec["name"]] = {

@@ -1,7 +1,7 @@
 # ruff: noqa  (kept as the walkthrough wrote it)
 # The data-preparation script of the Azure ML "AutoML in a pipeline" walkthrough, unchanged except where noted
-# (NOTE comments): the missing `import os`, pandas >= 3 copy-on-write (`fillna(inplace=True)` on a column no
-# longer writes back), and the output written as a file *inside* the output folder.
+# (NOTE comments): the missing `import os` and pandas >= 3 copy-on-write (`fillna(inplace=True)` on a column
+# no longer writes back).
 from azureml.core import Run
 
 import os  # NOTE: missing in the walkthrough
@@ -60,8 +60,7 @@ df = titanic_ds.to_pandas_dataframe().drop(['PassengerId', 'Name', 'Ticket', 'Ca
 df = prepare_embarked(prepare_genders(prepare_fare(prepare_age(df))))
 
 # NOTE: the output path is a folder here (as for any PipelineData); the Parquet file goes inside it
-output_file = os.path.join(args.output_path, "titanic_prepped.parquet")
-os.makedirs(os.path.dirname(output_file), exist_ok=True)
-pq.write_table(pa.Table.from_pandas(df), output_file)
+os.makedirs(os.path.dirname(args.output_path), exist_ok=True)
+pq.write_table(pa.Table.from_pandas(df), args.output_path)
 
-print(f"Wrote test to {output_file} and train to {output_file}")
+print(f"Wrote test to {args.output_path} and train to {args.output_path}")

@@ -160,6 +160,9 @@ class PipelineStep:
             if name not in self._inputs:
                 raise self._err(where, f"input {name!r} appears in arguments but is not in the inputs list")
             return {"input": name}
+        if isinstance(arg, PipelineOutputFileDataset) and self._outputs.get(arg.pipeline_data.output_name) is \
+                arg.pipeline_data:
+            return {"output": arg.pipeline_data.output_name}  # the seed's as_dataset() in outputs and arguments
         if _is_consumption(arg) or isinstance(arg, PipelineOutputFileDataset):
             spec = self._add_input(arg, from_arguments=True)
             return {"input": spec["name"]}

@@ -6,5 +6,5 @@ from .._reexport import reexport
 
 __getattr__, __dir__ = reexport(
     __name__,
-    ("Model",),
+    ("Model", "Dataset"),
 )
