@@ -125,13 +125,26 @@ def format_run(run: Any, wall: float | None = None) -> str:
         lines.append(f"    - {step.name:<24} {step.get_status():<10} {_duration(srow.get('start_time'), srow.get('end_time')):>8}{reused}")
         for name, out in (srow.get("outputs") or {}).items():
             lines.append(f"        output {name}: {out['uri']}  ({out['files']} files, {out['size']} bytes)")
-        metrics = run.experiment.workspace.store.get_metrics(step.id)
+        metrics = step.get_metrics()
         if metrics:
             shown = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
             lines.append(f"        metrics: {shown if shown else sorted(metrics)}")
         if srow.get("error"):
             lines.append(f"        error: {srow['error']}")
+    lines.extend(_registered_models(run))
     return "\n".join(lines)
+
+
+def _registered_models(run: Any) -> list[str]:
+    """Models registered by the steps of this run (or by the runs its reused steps came from)."""
+    from airflow_mlpipe.sdk.model import Model
+
+    ws = run.experiment.workspace
+    lines = []
+    for step in run.get_steps():
+        for row in Model._rows(ws, run_id=step.id):
+            lines.append(f"  registered model: {row['name']} version {row['version']} (step {step.name})")
+    return lines
 
 
 def list_runs(ws: Workspace, experiment: str | None, limit: int) -> str:

@@ -46,8 +46,8 @@ class CachePlanOperator(BaseOperator):
         self.log.info("cache check per step: %s", ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in timings.items()))
         hits = [d for d in decisions if d.action == "reuse"]
         reused: dict[str, Any] = {}
-        now = utcnow()
         for d in hits:
+            now = utcnow()
             outputs = {n: {k: v for k, v in o.items() if k != "manifest"} for n, o in d.outputs.items()}
             reused[d.task_id] = outputs
             step = next(s for s in self.steps if s["name"] == d.step)

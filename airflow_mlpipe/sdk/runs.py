@@ -257,14 +257,23 @@ class PipelineRun(Run):
         _, tis = self._airflow()
         runs: list[StepRun] = []
         seen = set()
+        from airflow_mlpipe.operators.base import PLANNER_TASK_ID
+
         for ti in sorted(tis, key=lambda t: (t.get("start_date") or "~", t["task_id"])):
             task_id = ti["task_id"]
+            if task_id == PLANNER_TASK_ID:  # the cache planner is not a step
+                continue
             seen.add(task_id)
             runs.append(StepRun(self.experiment, f"{self.id}.{task_id}", self.id, task_id, rows.get(task_id), ti))
         for task_id, row in rows.items():
             if task_id not in seen:
                 runs.append(StepRun(self.experiment, row["step_run_id"], self.id, task_id, row))
-        return runs
+
+        def started(step: StepRun) -> str:
+            when = (step._row or {}).get("start_time")
+            return when.isoformat() if when else ((step._ti or {}).get("start_date") or "~")
+
+        return sorted(runs, key=lambda step: (started(step), step.name))
 
     def get_children(self, recursive: bool = False, **_: Any) -> list[StepRun]:
         return self.get_steps()

@@ -1,6 +1,6 @@
 # ruff: noqa  (kept as the walkthrough wrote it)
 # The model-registration script of the Azure ML "AutoML in a pipeline" walkthrough, unchanged.
-from azureml.core.model import Model  # NOTE: the walkthrough also imports Dataset from here (unused)
+from azureml.core.model import Model, Dataset
 from azureml.core.run import Run, _OfflineRun
 from azureml.core import Workspace
 import argparse

@@ -46,7 +46,7 @@ def project(tmp_path_factory):
 
 
 def _mlpipe(root: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}  # a user's shell
     return subprocess.run([sys.executable, "-m", "airflow_mlpipe.cli", *args], cwd=root, env=env,
                           capture_output=True, text=True, timeout=600)
 
@@ -148,3 +148,20 @@ def test_second_run_reuses_steps_and_shows_it(project):
     assert tis["train"]["state"] == "skipped"
     assert tis["train"]["note"].startswith("Reused (cache hit): outputs of step run ")
     assert "2 of 2 steps reused" in client.get_dag_run("iris_pipeline", run.airflow_run_id)["note"]
+
+
+def test_main_job_titanic_automl_pipeline(project):
+    """The README's main job: prep → AutoML → register, then a second run reuses prep and AutoML."""
+    root, ws, _ = project
+    first = _mlpipe(root, "run", str(REPO / "dags" / "titanic_pipeline.py"))
+    second = _mlpipe(root, "run", str(REPO / "dags" / "titanic_pipeline.py"))
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "PipelineRun Status: Finished" in first.stdout
+    assert "'best_model':" in first.stdout and "'AUC_weighted':" in first.stdout
+    assert "registered model: TitanicSurvivalInitial version 1" in first.stdout
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert second.stdout.count("(reused from") == 2  # dataprep and AutoML; register_model has allow_reuse=False
+    assert "registered model: TitanicSurvivalInitial version 2" in second.stdout
+    from airflow_mlpipe import Model
+
+    assert Model(ws, "TitanicSurvivalInitial").version == 2
