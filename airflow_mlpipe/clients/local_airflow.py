@@ -49,6 +49,7 @@ from typing import Any
 
 import httpx
 
+from airflow_mlpipe.runtime.processes import pid_alive
 from airflow_mlpipe.workspace import ENV_WORKSPACE_CONFIG, ENV_WORKSPACE_HOME, Workspace
 
 ENV_STORE_URL = "MLPIPE_STORE_URL"
@@ -338,17 +339,7 @@ def _pid_alive(pid: int) -> bool:
             _CHILDREN.pop(pid, None)
             return False
         return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is not alive
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+    return pid_alive(pid)
 
 
 def _pid_is_ours(pid: int, ws: Workspace) -> bool:

@@ -19,6 +19,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from airflow_mlpipe.runtime.fingerprints import dataset_fingerprint, hash_json
+from airflow_mlpipe.runtime.processes import pid_alive
 from airflow_mlpipe.store.db import utcnow
 from airflow_mlpipe.store.tables_cache import cache_entries, cache_locks
 
@@ -224,20 +225,6 @@ def explain_miss(workspace: Any, step: dict[str, Any], key: StepKey) -> list[str
 
 
 # ---------------------------------------------------------------------------------------------- single flight
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is dead for our purposes
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 class SingleFlight:
     """At most one execution per key across runs, hosts and processes; waiters get the winner's entry."""
 
@@ -262,7 +249,7 @@ class SingleFlight:
             if row is None:
                 return False
             stale = time.time() - row["heartbeat"] > LOCK_STALE_S or (
-                row["host"] == socket.gethostname() and not _pid_alive(row["pid"]))
+                row["host"] == socket.gethostname() and not pid_alive(row["pid"]))
             if stale:
                 conn.execute(delete(cache_locks).where(cache_locks.c.key == self.key)
                              .where(cache_locks.c.owner == row["owner"]))

@@ -403,10 +403,24 @@ def _reuse(ex: StepExecution, entry: dict[str, Any], key: str, started: Any) -> 
     return StepResult(outputs, key, entry["step_run_id"])
 
 
-def run_python_step(ex: StepExecution) -> StepResult:
-    """Run the step, or reuse a verified earlier result. Raises :class:`StepFailed` on failure."""
+@dataclass
+class StepWork:
+    """What a step kind's body leaves for the shared lifecycle: staged outputs and what to record."""
+
+    outputs: _Outputs | None = None
+    inputs: _Inputs | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+#: a step kind's body: runs the step in ``workdir`` with its upstream outputs and source manifest
+StepBody = Callable[[StepExecution, Path, dict[str, dict[str, Any]], dict[str, str], StepWork], None]
+
+
+def execute_step(ex: StepExecution, body: StepBody) -> StepResult:
+    """The lifecycle every step kind shares: record the start, compute the cache key, reuse a verified entry
+    (single flight) or run ``body``, commit its outputs atomically, record the entry only on success."""
     from airflow_mlpipe.runtime import cache
-    from airflow_mlpipe.runtime.snapshot import SNAPSHOT_PREFIX, SnapshotStore, git_info, source_manifest
+    from airflow_mlpipe.runtime.snapshot import source_manifest
 
     step = ex.step
     store = ex.workspace.store
@@ -420,11 +434,11 @@ def run_python_step(ex: StepExecution) -> StepResult:
                           task_id=step["task_id"], kind=step["kind"], status="Running", start_time=started,
                           end_time=None, error=None, try_number=ex.try_number, reused_run_id=None)
     flight: cache.SingleFlight | None = None
-    outputs: _Outputs | None = None
+    work = StepWork()
     workdir = Path(tempfile.mkdtemp(prefix=f"mlpipe-{step['task_id']}-"))
     try:
         upstream = collect_upstream(ex)
-        manifest, uploaded_git = source_manifest(ex.workspace, step)
+        manifest, _ = source_manifest(ex.workspace, step)
         key = cache.compute_key(ex.workspace, step, manifest, upstream, ex.parameter_values)
         if step.get("allow_reuse", True) and not ex.regenerate_outputs:
             entry, why = cache.lookup(ex.workspace, key.key)
@@ -439,56 +453,72 @@ def run_python_step(ex: StepExecution) -> StepResult:
         else:
             ex.log.info("Step %r runs without reuse: %s", step["name"],
                         "regenerate_outputs=True" if ex.regenerate_outputs else "allow_reuse=False")
-        snapshots = SnapshotStore(ex.workspace.home)
-        snapshot = workdir / "snapshot"
-        local_source = not step["source_directory"].startswith(SNAPSHOT_PREFIX)
-        git = git_info(step["source_directory"]) if local_source else uploaded_git
-        snapshots.save(step["source_directory"], manifest, ex.step_run_id, git)
-        snapshots.materialize(manifest, snapshot)
-        inputs = _Inputs(ex, workdir, upstream)
-        outputs = _Outputs(ex, workdir)
-        context_file = workdir / "run_context.json"
-        metrics_file = workdir / "metrics.jsonl"
-        context_file.write_text(json.dumps({
-            "run_id": ex.step_run_id, "pipeline_run_id": ex.pipeline_run_id, "step_name": step["name"],
-            "experiment": ex.experiment, "workspace": ex.workspace.to_ref(),
-            "input_datasets": inputs.context, "output_datasets": outputs.local_paths(),
-            "parameters": {k: ex.parameter_values[k] for k in step.get("parameters", [])},
-        }, default=str))
-        argv = [sys.executable, step["script_name"]] + [
-            _token_value(ex, t, inputs, outputs) for t in step["arguments"]
-        ]
-        env = _script_env(ex, inputs, outputs, context_file, metrics_file, snapshot)
-        ex.log.info("Step %r: running %s in a snapshot of %s", step["name"], " ".join(argv[1:]),
-                    step["source_directory"])
-        code, tail = _run_script(ex, argv, env, snapshot)
-        script_error = _ingest_run_records(ex, metrics_file)
-        if code == 0 and script_error:
-            raise StepFailed(f"Step {step['name']!r} failed: {script_error}")
-        if code != 0:
-            message = f"Step {step['name']!r} failed: script {step['script_name']} exited with code {code}"
-            last = next((ln for ln in reversed(tail) if ln.strip()), "")
-            raise StepFailed(f"{message}: {last}" if last else message)
-        committed = outputs.commit()
-        outputs = None
+        body(ex, workdir, upstream, manifest, work)
+        assert work.outputs is not None, "a step body must stage its outputs"
+        committed = work.outputs.commit()
+        work.outputs = None
         _register_outputs(ex, committed)
         cache.record(ex.workspace, step, key, committed, ex.step_run_id, ex.pipeline_run_id)
         store.upsert_step_run(ex.step_run_id, status="Finished", end_time=utcnow(), outputs=committed,
-                              inputs=inputs.record,
-                              details={"cache_key": key.key, "git": git})
+                              inputs=work.inputs.record if work.inputs else {},
+                              details={"cache_key": key.key, **work.details})
         for name, out in committed.items():
             ex.log.info("Output %r committed: %s (%d files, %d bytes, %s)", name, out["uri"], out["files"],
                         out["size"], out["content_hash"])
         return StepResult(committed, key.key)
     except BaseException as exc:
-        if outputs is not None:
-            outputs.discard()
+        if work.outputs is not None:
+            work.outputs.discard()
         store.upsert_step_run(ex.step_run_id, status="Failed", end_time=utcnow(), error=str(exc)[:4000])
         raise
     finally:
         if flight is not None:
             flight.release()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _python_body(ex: StepExecution, workdir: Path, upstream: dict[str, dict[str, Any]], manifest: dict[str, str],
+                 work: StepWork) -> None:
+    """PythonScriptStep: the script runs as a subprocess in a stored snapshot of its source folder."""
+    from airflow_mlpipe.runtime.snapshot import SNAPSHOT_PREFIX, SnapshotStore, git_info, source_manifest
+
+    step = ex.step
+    snapshots = SnapshotStore(ex.workspace.home)
+    snapshot = workdir / "snapshot"
+    if step["source_directory"].startswith(SNAPSHOT_PREFIX):
+        git = source_manifest(ex.workspace, step)[1]
+    else:
+        git = git_info(step["source_directory"])
+    snapshots.save(step["source_directory"], manifest, ex.step_run_id, git)
+    snapshots.materialize(manifest, snapshot)
+    work.details["git"] = git
+    inputs = work.inputs = _Inputs(ex, workdir, upstream)
+    outputs = work.outputs = _Outputs(ex, workdir)
+    context_file = workdir / "run_context.json"
+    metrics_file = workdir / "metrics.jsonl"
+    context_file.write_text(json.dumps({
+        "run_id": ex.step_run_id, "pipeline_run_id": ex.pipeline_run_id, "step_name": step["name"],
+        "experiment": ex.experiment, "workspace": ex.workspace.to_ref(),
+        "input_datasets": inputs.context, "output_datasets": outputs.local_paths(),
+        "parameters": {k: ex.parameter_values[k] for k in step.get("parameters", [])},
+    }, default=str))
+    argv = [sys.executable, step["script_name"]] + [_token_value(ex, t, inputs, outputs) for t in step["arguments"]]
+    env = _script_env(ex, inputs, outputs, context_file, metrics_file, snapshot)
+    ex.log.info("Step %r: running %s in a snapshot of %s", step["name"], " ".join(argv[1:]),
+                step["source_directory"])
+    code, tail = _run_script(ex, argv, env, snapshot)
+    script_error = _ingest_run_records(ex, metrics_file)
+    if code == 0 and script_error:
+        raise StepFailed(f"Step {step['name']!r} failed: {script_error}")
+    if code != 0:
+        message = f"Step {step['name']!r} failed: script {step['script_name']} exited with code {code}"
+        last = next((ln for ln in reversed(tail) if ln.strip()), "")
+        raise StepFailed(f"{message}: {last}" if last else message)
+
+
+def run_python_step(ex: StepExecution) -> StepResult:
+    """Run a PythonScriptStep, or reuse a verified earlier result. Raises :class:`StepFailed` on failure."""
+    return execute_step(ex, _python_body)
 
 
 def _register_outputs(ex: StepExecution, committed: dict[str, dict[str, Any]]) -> None:
