@@ -44,6 +44,14 @@ def doc_md(spec: dict[str, Any], digest: str) -> str:
     return "\n".join(lines)
 
 
+def plannable(spec: dict[str, Any]) -> bool:
+    """Whether a cache planner can decide anything up front: some step may be reused and needs no other step's
+    output. Otherwise (e.g. every step ``allow_reuse=False``) the planner would cost a scheduling round for nothing.
+    """
+    return any(step.get("allow_reuse", True) and not any(i["kind"] == "pipeline_data" for i in step["inputs"])
+               for step in spec["steps"])
+
+
 def build_dag(spec: dict[str, Any], schedule: Any = None, run_defaults: dict[str, Any] | None = None,
               **dag_kwargs: Any):
     """The DAG for ``spec``; step tasks use ``trigger_rule="none_failed"`` so reused (skipped) steps still feed
@@ -69,7 +77,8 @@ def build_dag(spec: dict[str, Any], schedule: Any = None, run_defaults: dict[str
     from airflow_mlpipe.operators.planner import CachePlanOperator
 
     with DAG(dag_id=spec["name"], schedule=schedule, params=dag_params(spec), **dag_kwargs) as dag:
-        planner = CachePlanOperator(task_id=PLANNER_TASK_ID, steps=spec["steps"], pipeline=pipeline_ctx)
+        planner = (CachePlanOperator(task_id=PLANNER_TASK_ID, steps=spec["steps"], pipeline=pipeline_ctx)
+                   if plannable(spec) else None)
         tasks = {}
         for step in spec["steps"]:
             queue = (step.get("compute") or {}).get("queue")
@@ -79,7 +88,7 @@ def build_dag(spec: dict[str, Any], schedule: Any = None, run_defaults: dict[str
             )
             for dep in step["depends_on"]:
                 tasks[dep] >> op
-            if not step["depends_on"]:
+            if not step["depends_on"] and planner is not None:
                 planner >> op
             tasks[step["name"]] = op
     return dag

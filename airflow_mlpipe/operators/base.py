@@ -55,10 +55,14 @@ class MlpipeStepOperator(BaseOperator):
         if self.step["inputs"] and PLANNER_TASK_ID in self.dag.task_dict:
             reused = ti.xcom_pull(task_ids=PLANNER_TASK_ID, key=REUSED_OUTPUTS_KEY) or {}
 
+        pulled: dict[str, dict[str, Any]] = {}
+
         def upstream(task_id: str, output: str) -> dict[str, Any] | None:
             if task_id in reused:  # the planner reused that step: its outputs come from the plan
                 return reused[task_id].get(output)
-            return ti.xcom_pull(task_ids=task_id, key=output)
+            if task_id not in pulled:  # one pull per producer: its return value maps output name -> location
+                pulled[task_id] = ti.xcom_pull(task_ids=task_id) or {}
+            return pulled[task_id].get(output)
 
         return StepExecution(
             workspace=Workspace.from_ref(self.pipeline.get("workspace")),
@@ -75,13 +79,11 @@ class MlpipeStepOperator(BaseOperator):
         )
 
     def hand_on(self, context: Any, result: StepResult) -> dict[str, Any]:
-        """Push every output under its name; a reused step then skips itself (consumers still get them)."""
+        """The return value (XCom) maps each output name to ``{uri, content_hash, format, ...}``; a reused step
+        pushes it itself and then skips (consumers still get the outputs): one XCom per step either way."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        ti = context["ti"]
-        for name, value in result.outputs.items():
-            ti.xcom_push(key=name, value=value)
         if result.reused_from:
-            ti.xcom_push(key="return_value", value=result.outputs)
+            context["ti"].xcom_push(key="return_value", value=result.outputs)
             raise AirflowSkipException(f"reused the outputs of step run {result.reused_from} (cache hit)")
         return result.outputs

@@ -68,7 +68,7 @@ def test_two_steps_hand_over_through_xcom(run_dag, project):
     ws, src = project
     dr = run_dag(_pipeline(ws, src), "handoff", {"n": 7, "__mlpipe": {"run_id": "run-handoff", "experiment": "exp1"}})
     assert dr.state == "success"
-    produced = dr.get_task_instance("produce").xcom_pull(task_ids="produce", key="numbers")
+    produced = dr.get_task_instance("produce").xcom_pull(task_ids="produce")["numbers"]
     assert produced["content_hash"].startswith("blake3:") and produced["files"] == 1
     assert produced["path"] == "azureml/run-handoff/produce/numbers"
     steps = {r["step_name"]: r for r in ws.store.list_step_runs("run-handoff")}
