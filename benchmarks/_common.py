@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import tempfile
 import textwrap
@@ -55,6 +56,15 @@ if "--inp" in sys.argv:
     n = int(open(os.path.join(sys.argv[sys.argv.index("--inp") + 1], "n.txt")).read())
 open(os.path.join(out, "n.txt"), "w").write(str(n + 1))
 '''
+
+
+def chain_args(doc: str, argv: list[str] | None) -> argparse.Namespace:
+    """The options every scheduler benchmark takes."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--port", type=int, default=None)
+    return parser.parse_args(argv)
 
 
 def dags_folder(files: dict[str, str]) -> Path:

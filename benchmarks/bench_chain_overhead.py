@@ -9,18 +9,21 @@ every run executes every step. Prints the ratio (target: <= 1.2) and the per-ste
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from _common import MLPIPE_CHAIN_DAG, PLAIN_CHAIN_DAG, compare, dags_folder, embedded_airflow, median_airflow
+from _common import (
+    MLPIPE_CHAIN_DAG,
+    PLAIN_CHAIN_DAG,
+    chain_args,
+    compare,
+    dags_folder,
+    embedded_airflow,
+    median_airflow,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--port", type=int, default=None)
-    args = parser.parse_args(argv)
+    args = chain_args(__doc__, argv)
     dags = dags_folder({
         "bench_plain.py": PLAIN_CHAIN_DAG.format(dag_id="bench_plain", steps=args.steps),
         "bench_mlpipe.py": MLPIPE_CHAIN_DAG.format(dag_id="bench_mlpipe", steps=args.steps, allow_reuse=False),

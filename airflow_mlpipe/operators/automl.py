@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from airflow.sdk.exceptions import AirflowException
-
 from airflow_mlpipe.operators.base import MlpipeStepOperator
-from airflow_mlpipe.runtime.step_runner import StepFailed
+from airflow_mlpipe.runtime.step_runner import StepExecution, StepResult
 
 
 class AutoMLStepOperator(MlpipeStepOperator):
-    """Pushes ``{uri, content_hash, format, ...}`` per output (metrics JSON, model pickle) under the output's
-    name, like PythonScriptStepOperator; the best model and metric go to the task log and the step's metrics.
-    A cache hit is a skipped task."""
+    """Hands on its outputs (metrics JSON, model pickle) like PythonScriptStepOperator; the best model and metric
+    go to the task log and the step's metrics. A cache hit is a skipped task."""
 
     ui_color = "#fde68a"
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def run_step(self, execution: StepExecution) -> StepResult:
         from airflow_mlpipe.runtime.automl_runner import run_automl_step
 
-        execution = self.step_execution(context)
-        try:
-            result = run_automl_step(execution)
-        except StepFailed as exc:
-            raise AirflowException(str(exc)) from None
-        return self.hand_on(context, result)
+        return run_automl_step(execution)

@@ -78,6 +78,22 @@ class MlpipeStepOperator(BaseOperator):
             regenerate_outputs=bool(meta.get("regenerate_outputs")),
         )
 
+    def run_step(self, execution: StepExecution) -> StepResult:
+        """The step kind's runtime function (each operator names its own)."""
+        raise NotImplementedError
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowException
+
+        from airflow_mlpipe.runtime.step_runner import StepFailed
+
+        execution = self.step_execution(context)
+        try:
+            result = self.run_step(execution)
+        except StepFailed as exc:  # the script's traceback is already in the log: fail with its summary
+            raise AirflowException(str(exc)) from None
+        return self.hand_on(context, result)
+
     def hand_on(self, context: Any, result: StepResult) -> dict[str, Any]:
         """The return value (XCom) maps each output name to ``{uri, content_hash, format, ...}``; a reused step
         pushes it itself and then skips (consumers still get the outputs): one XCom per step either way."""
