@@ -26,17 +26,32 @@ STEP_STATUS = {
 TERMINAL = {"Finished", "Failed", "Canceled"}
 
 
+#: one logged-in client per workspace, so that polling a run does not log in and health-check on every poll
+_CLIENTS: dict[Any, Any] = {}
+
+
 def _client(workspace: Any):
     """An Airflow REST client if one is reachable without starting anything, else None."""
     from airflow_mlpipe.clients.airflow_rest import AirflowClient, client_for
     from airflow_mlpipe.clients.local_airflow import status
 
+    client = _CLIENTS.get(workspace.home)
+    if client is not None:
+        return client
     if workspace.is_embedded:
         info = status(workspace)
         if info is None:
             return None
-        return AirflowClient(info.url, info.username, info.password)
-    return client_for(workspace)
+        client = AirflowClient(info.url, info.username, info.password)
+    else:
+        client = client_for(workspace)
+    _CLIENTS[workspace.home] = client
+    return client
+
+
+def _forget_client(workspace: Any) -> None:
+    """After a failed request: the next call checks again whether (and where) Airflow runs."""
+    _CLIENTS.pop(workspace.home, None)
 
 
 class PortDataReference:
@@ -221,14 +236,22 @@ class PipelineRun(Run):
         return f"{base.rstrip('/')}/dags/{self.dag_id}/runs/{quote(self.airflow_run_id, safe='')}"
 
     def _airflow(self) -> tuple[dict | None, list[dict]]:
-        client = _client(self.experiment.workspace)
+        """The DAG run and its task instances; one fetch serves the calls of one poll (``get_status`` then
+        ``get_steps``)."""
+        cached = getattr(self, "_fetched", None)
+        if cached is not None and time.monotonic() - cached[0] < 0.25:
+            return cached[1], cached[2]
+        workspace = self.experiment.workspace
+        client = _client(workspace)
         if client is None:
             return None, []
         try:
             dag_run = client.get_dag_run(self.dag_id, self.airflow_run_id)
             tis = client.task_instances(self.dag_id, self.airflow_run_id)
         except Exception:  # noqa: BLE001 - an unreachable server falls back to the store
+            _forget_client(workspace)
             return None, []
+        self._fetched = (time.monotonic(), dag_run, tis)
         return dag_run, tis
 
     def get_status(self) -> str:
