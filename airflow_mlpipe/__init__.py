@@ -62,6 +62,13 @@ _EXPORTS: dict[str, str] = {
     "RunConfiguration": "airflow_mlpipe.sdk.environment",
     "CondaDependencies": "airflow_mlpipe.sdk.environment",
     "ScriptRunConfig": "airflow_mlpipe.sdk.environment",
+    # authentication
+    "AbstractAuthentication": "airflow_mlpipe.sdk.authentication",
+    "InteractiveLoginAuthentication": "airflow_mlpipe.sdk.authentication",
+    "AzureCliAuthentication": "airflow_mlpipe.sdk.authentication",
+    "ServicePrincipalAuthentication": "airflow_mlpipe.sdk.authentication",
+    "MsiAuthentication": "airflow_mlpipe.sdk.authentication",
+    "AuthenticationException": "airflow_mlpipe.sdk.authentication",
     # errors
     "AzureMLException": "airflow_mlpipe.exceptions",
     "UserErrorException": "airflow_mlpipe.exceptions",

@@ -1,4 +1,5 @@
-"""``mlpipe`` command line: manage the embedded Airflow, run pipelines, list and show runs."""
+"""``mlpipe`` command line: manage the embedded Airflow, run pipelines, list and show runs, and manage published
+pipelines, endpoints and schedules (``cli_published``)."""
 
 from __future__ import annotations
 
@@ -52,8 +53,10 @@ def _cmd_airflow_stop(args: argparse.Namespace) -> int:
     from airflow_mlpipe.clients import local_airflow
 
     ws = _workspace()
-    if local_airflow.stop(ws, timeout=args.timeout):
-        print(f"Stopped the embedded Airflow of {ws.home}")
+    report = local_airflow.shutdown(ws, timeout=args.timeout)
+    if report:
+        print(f"Stopped the embedded Airflow of {ws.home}; no process of it is left:")
+        print("\n".join(report.lines()))
     else:
         print(f"The embedded Airflow of {ws.home} was not running")
     return 0
@@ -99,6 +102,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             parameters=_parse_params(args.param),
             regenerate_outputs=args.regenerate_outputs,
             wait=not args.no_wait,
+            unreachable_timeout=args.unreachable_timeout,
         )
     )
 
@@ -152,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pipeline parameter value (repeatable)")
     p.add_argument("--regenerate-outputs", action="store_true", help="do not reuse cached step outputs")
     p.add_argument("--no-wait", action="store_true", help="return once the run is submitted")
+    p.add_argument("--unreachable-timeout", type=float, metavar="SECONDS",
+                   help="give up when Airflow does not answer for this long while waiting "
+                        "(default: $MLPIPE_AIRFLOW_UNREACHABLE_TIMEOUT, else 300)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("plan", help="predict which steps a run would reuse and which would run, and why")
@@ -171,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = runs_sub.add_parser("show", help="show one pipeline run with its steps")
     p.add_argument("run_id", metavar="RUN_ID")
     p.set_defaults(func=_cmd_runs_show)
+
+    from airflow_mlpipe.cli_published import add_parsers
+
+    add_parsers(sub)  # pipelines, endpoints, schedules
     return parser
 
 

@@ -58,7 +58,7 @@ def _in_dags_folder(ws: Workspace, path: Path) -> bool:
 
 
 def run_pipeline_file(path: str, experiment: str | None, parameters: dict[str, str],
-                      regenerate_outputs: bool, wait: bool) -> int:
+                      regenerate_outputs: bool, wait: bool, unreachable_timeout: float | None = None) -> int:
     from airflow_mlpipe.clients.local_airflow import ensure_running
     from airflow_mlpipe.clients.submit import submit_pipeline
     from airflow_mlpipe.exceptions import ActivityFailedException
@@ -79,7 +79,7 @@ def run_pipeline_file(path: str, experiment: str | None, parameters: dict[str, s
     if not wait:
         return 0
     try:
-        status = run.wait_for_completion(show_output=True)
+        status = run.wait_for_completion(show_output=True, unreachable_timeout=unreachable_timeout)
     except ActivityFailedException as exc:
         print(f"\n{exc}")
         status = "Failed"

@@ -24,6 +24,18 @@ ENV_WORKSPACE_HOME = "MLPIPE_WORKSPACE_HOME"
 ENV_WORKSPACE_CONFIG = "MLPIPE_WORKSPACE_CONFIG"
 
 
+def make_private_dir(folder: Path) -> None:
+    """Create ``folder`` owner-only (0700), or tighten an existing one of ours: a workspace home holds the store,
+    the Airflow home with its secrets, logs and data, so other local users have no business in it."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        st = folder.stat()
+        if st.st_uid == os.getuid() and st.st_mode & 0o077:
+            folder.chmod(0o700)
+    except OSError:  # a folder we do not own (a shared mount): leave its mode to its owner
+        pass
+
+
 def _find_config(start: Path, file_name: str | None) -> Path | None:
     names = (file_name,) if file_name else CONFIG_FILES
     if start.is_file():
@@ -67,11 +79,14 @@ class Workspace:
         if home is None:
             home = self._config.get("home") or os.environ.get(ENV_WORKSPACE_HOME) or base / HOME_DIRNAME
         self.home = (base / home).resolve() if not Path(home).is_absolute() else Path(home)
-        self.home.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.home)
         self.location = self._config.get("location", "local")
         self.sku = "basic"
         self.tags = self._config.get("tags", {})
         self._default_datastore_name = self._config.get("default_datastore", DEFAULT_DATASTORE)
+        self._auth = auth
+        if hasattr(auth, "_bind"):  # an airflow_mlpipe authentication object: this is its default workspace
+            auth._bind(self)
 
     # ------------------------------------------------------------------ construction
     @staticmethod
@@ -93,8 +108,8 @@ class Workspace:
             home = Path(os.environ[ENV_WORKSPACE_HOME])
             cfg = home / "config.json"
             if cfg.is_file():
-                return Workspace._from_file(cfg)
-            return Workspace(home=home)
+                return Workspace._from_file(cfg, auth)
+            return Workspace(home=home, auth=auth)
         start = Path(path or ".").resolve()
         if path is not None and not start.exists():
             raise UserErrorException(f"Workspace.from_config: path {str(start)!r} does not exist")
@@ -105,11 +120,11 @@ class Workspace:
                     f"Workspace.from_config: {_file_name!r} could not be found in {start} or its parent directories"
                 )
             root = start if start.is_dir() else start.parent
-            return Workspace(home=root / HOME_DIRNAME)
-        return Workspace._from_file(found)
+            return Workspace(home=root / HOME_DIRNAME, auth=auth)
+        return Workspace._from_file(found, auth)
 
     @staticmethod
-    def _from_file(path: Path) -> Workspace:
+    def _from_file(path: Path, auth: Any = None) -> Workspace:
         try:
             config = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
@@ -120,12 +135,12 @@ class Workspace:
             parts = str(config["Scope"]).split("/")
             if len(parts) > 8:
                 config.update(subscription_id=parts[2], resource_group=parts[4], workspace_name=parts[8])
-        return Workspace(config=config, config_path=path)
+        return Workspace(config=config, config_path=path, auth=auth)
 
     @staticmethod
     def get(name: str | None = None, auth: Any = None, subscription_id: str | None = None,
             resource_group: str | None = None, **_: Any) -> Workspace:
-        ws = Workspace.from_config()
+        ws = Workspace.from_config(auth=auth)
         if name and name != ws.name:
             raise UserErrorException(f"Workspace.get: no workspace named {name!r} (found {ws.name!r})")
         return ws
@@ -133,7 +148,7 @@ class Workspace:
     def write_config(self, path: str | os.PathLike | None = None, file_name: str | None = None) -> Path:
         """Write this workspace's config so that ``from_config()`` finds it from ``path`` downward."""
         folder = Path(path or ".") / HOME_DIRNAME
-        folder.mkdir(parents=True, exist_ok=True)
+        make_private_dir(folder)
         target = folder / (file_name or "config.json")
         config = {**self._config, "workspace_name": self.name}
         config.setdefault("home", str(self.home))
@@ -178,7 +193,16 @@ class Workspace:
             cfg["url"] = os.environ["MLPIPE_AIRFLOW_URL"]
         if "password_env" in cfg:
             cfg["password"] = os.environ.get(cfg.pop("password_env"), "")
+        if "token_env" in cfg:
+            token = os.environ.get(cfg.pop("token_env"))
+            if token:
+                cfg.setdefault("token", token)
         return cfg
+
+    @property
+    def auth(self) -> Any:
+        """The authentication object given as ``auth=`` (None: the config's credentials); the REST client uses it."""
+        return self._auth
 
     @property
     def is_embedded(self) -> bool:

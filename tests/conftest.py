@@ -18,7 +18,6 @@ for _var in ("MLPIPE_WORKSPACE_HOME", "MLPIPE_WORKSPACE_CONFIG", "MLPIPE_STORE_U
     os.environ.pop(_var, None)
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
 
 
 @pytest.fixture
@@ -31,10 +30,9 @@ def workspace(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    path = SHARED / "data"
-    assert path.is_dir(), f"../shared/data is required beside the repo (looked in {path})"
-    return path
+def test_data() -> Path:
+    """The Titanic data of the Azure ML walkthroughs (whole, and in two parts), shipped in the repository."""
+    return REPO / "tests" / "data"
 
 
 @pytest.fixture(scope="session")

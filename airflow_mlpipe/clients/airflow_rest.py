@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,39 @@ class AirflowAPIError(RuntimeError):
         self.method = method
         self.path = path
         super().__init__(f"Airflow API {method} {path} -> {status}: {_detail_text(detail)}")
+
+    @property
+    def unreachable(self) -> bool:
+        """True if nothing answered (transport failure) or a proxy said the server is gone (502/503/504)."""
+        return self.status in (0, 502, 503, 504)
+
+
+class AirflowUnreachableError(TimeoutError):
+    """Airflow did not answer for longer than the unreachable timeout while we were waiting for a run."""
+
+
+#: how long polling keeps retrying an Airflow that does not answer before giving up (seconds)
+ENV_UNREACHABLE_TIMEOUT = "MLPIPE_AIRFLOW_UNREACHABLE_TIMEOUT"
+DEFAULT_UNREACHABLE_TIMEOUT = 300.0
+
+
+def unreachable_timeout(value: float | str | None = None) -> float:
+    """``value``, else ``$MLPIPE_AIRFLOW_UNREACHABLE_TIMEOUT``, else 300 s; a bad value is a clear error."""
+    source = "unreachable_timeout"
+    if value is None:
+        value = os.environ.get(ENV_UNREACHABLE_TIMEOUT) or None
+        source = ENV_UNREACHABLE_TIMEOUT
+    if value is None:
+        return DEFAULT_UNREACHABLE_TIMEOUT
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds > 0:
+        from airflow_mlpipe.exceptions import UserErrorException
+
+        raise UserErrorException(f"{source} must be a positive number of seconds, got {value!r}")
+    return seconds
 
 
 def _detail_text(detail: Any) -> str:
@@ -322,6 +356,10 @@ def _error_detail(resp: httpx.Response) -> Any:
 
 def client_for(ws: Workspace) -> AirflowClient:
     """The Airflow of ``ws``: the configured remote one, or the embedded one (started if needed)."""
+    if getattr(ws, "auth", None) is not None:  # Workspace(..., auth=...): log in as that identity
+        from airflow_mlpipe.sdk.authentication import client_with_auth
+
+        return client_with_auth(ws, ws.auth)
     cfg = ws.airflow_config
     if cfg.get("url"):
         return AirflowClient(

@@ -48,9 +48,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from airflow_mlpipe.runtime.processes import pid_alive
-from airflow_mlpipe.workspace import ENV_WORKSPACE_CONFIG, ENV_WORKSPACE_HOME, Workspace
+from airflow_mlpipe.workspace import ENV_WORKSPACE_CONFIG, ENV_WORKSPACE_HOME, Workspace, make_private_dir
 
 ENV_STORE_URL = "MLPIPE_STORE_URL"
 
@@ -69,6 +70,8 @@ PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 DB_MARKER = ".mlpipe-db-migrated"
 BUNDLE_CLASS = "airflow.dag_processing.bundles.local.LocalDagBundle"
 SUBMITTED_BUNDLE = "mlpipe-submitted"
+#: components create owner-only files (airflow.db, logs, dag-processor logs), as Airflow's own ``daemon_umask``
+COMPONENT_UMASK = 0o077
 
 # Popen objects of the components this process started (kept so they can be reaped, no zombies / warnings)
 _CHILDREN: dict[int, subprocess.Popen] = {}
@@ -106,8 +109,31 @@ def _passwords_path(ws: Workspace) -> Path:
 
 def _components_log_dir(ws: Workspace) -> Path:
     d = ws.airflow_home / "logs" / "components"
-    d.mkdir(parents=True, exist_ok=True)
+    make_private_dir(d.parent)
+    make_private_dir(d)
     return d
+
+
+def _private_opener(path: str, flags: int) -> int:
+    """``open(..., opener=)`` that creates the file owner-only (0600)."""
+    return os.open(path, flags, 0o600)
+
+
+def _private_airflow_home(ws: Workspace) -> Path:
+    """The Airflow home, owner-only (0700): it holds airflow.cfg, the DB, the secrets and the logs."""
+    make_private_dir(ws.airflow_home)
+    return ws.airflow_home
+
+
+def _tighten_private_files(ws: Workspace) -> None:
+    """airflow.cfg, the SQLite DB (and its journal files) and the secrets files: owner-only (0600)."""
+    home = ws.airflow_home
+    names = ("airflow.cfg", "airflow.db", "airflow.db-wal", "airflow.db-shm", "airflow.db-journal", SECRETS_FILE,
+             PASSWORDS_FILE)
+    for path in (home / n for n in names):
+        with contextlib.suppress(OSError):  # absent, or not ours
+            if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+                path.chmod(0o600)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -126,7 +152,7 @@ def _secrets(ws: Workspace) -> dict[str, str]:
             data = json.loads(path.read_text())
             if all(data.get(k) for k in ("fernet_key", "secret_key", "jwt_secret")):
                 return data
-    ws.airflow_home.mkdir(parents=True, exist_ok=True)
+    _private_airflow_home(ws)
     data = {
         "fernet_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),
         "secret_key": secrets.token_urlsafe(32),
@@ -145,7 +171,7 @@ def _ensure_password(ws: Workspace) -> str:
             data = json.loads(path.read_text() or "{}")
     if not data.get(USERNAME):
         data[USERNAME] = secrets.token_urlsafe(12)
-        ws.airflow_home.mkdir(parents=True, exist_ok=True)
+        _private_airflow_home(ws)
         _write_private(path, json.dumps(data) + "\n")
     return data[USERNAME]
 
@@ -171,8 +197,7 @@ def _default_dags_folder(ws: Workspace) -> Path:
 # ---------------------------------------------------------------------------------------------- environment
 def airflow_env(ws: Workspace, dags_folder: str | Path | None = None, port: int | None = None) -> dict[str, str]:
     """The ``AIRFLOW_HOME``/``AIRFLOW__*`` environment of the embedded Airflow of ``ws`` (only our keys)."""
-    home = ws.airflow_home
-    home.mkdir(parents=True, exist_ok=True)
+    home = _private_airflow_home(ws)
     port = int(port or DEFAULT_PORT)
     dags = Path(dags_folder).resolve() if dags_folder else _default_dags_folder(ws)
     base_url = f"http://{HOST}:{port}"
@@ -223,6 +248,8 @@ def airflow_env(ws: Workspace, dags_folder: str | Path | None = None, port: int 
         # --- logging
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__LOGGING__DAG_PROCESSOR_CHILD_PROCESS_LOG_DIRECTORY": str(home / "logs" / "dag_processor"),
+        "AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FOLDER_PERMISSIONS": "0o700",
+        "AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FILE_PERMISSIONS": "0o600",
         # --- DAG files and tasks reopen the same workspace
         ENV_WORKSPACE_HOME: str(ws.home),
     }
@@ -512,14 +539,17 @@ def _is_healthy(health: dict[str, Any] | None, since: float | None = None) -> bo
     return bool(health) and all(_component_healthy(health, n, since) for n in ("scheduler", "dag_processor"))
 
 
-def status(ws: Workspace) -> AirflowInfo | None:
-    """The running embedded Airflow of ``ws``, or None (not started, a component died, or api not answering)."""
+def status(ws: Workspace, check_health: bool = True) -> AirflowInfo | None:
+    """The running embedded Airflow of ``ws``, or None (not started, a component died, or api not answering).
+
+    ``check_health=False`` skips the health request, for callers whose own requests tell (run polling).
+    """
     state = _read_state(ws)
     if not state or not state.get("pids"):
         return None
     if not all(_pid_alive(int(p)) and _pid_is_ours(int(p), ws) for p in state["pids"].values()):
         return None
-    if _health(state["url"]) is None:
+    if check_health and _health(state["url"]) is None:
         return None
     return _info_from_state(ws, state)
 
@@ -538,19 +568,22 @@ def _migrate(ws: Workspace, env: dict[str, str]) -> None:
     marker = ws.airflow_home / DB_MARKER
     db = ws.airflow_home / "airflow.db"
     sqlite_here = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") == f"sqlite:///{db}"
+    _tighten_private_files(ws)  # a home made before files were private is tightened on its next start
     if sqlite_here and db.is_file() and marker.is_file() and marker.read_text().strip() == airflow_version:
         return
     logfile = _components_log_dir(ws) / "db-migrate.log"
-    with open(logfile, "wb") as out:
+    with open(logfile, "wb", opener=_private_opener) as out:
         proc = subprocess.run(
             [*_airflow_cmd(), "db", "migrate"],
             env=_process_env(env),
             cwd=ws.airflow_home,
+            umask=COMPONENT_UMASK,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             check=False,
         )
+    _tighten_private_files(ws)  # airflow.cfg and airflow.db were just created by the migration
     if proc.returncode != 0:
         raise LocalAirflowError(f"'airflow db migrate' failed (exit {proc.returncode}):\n{_tail(logfile)}")
     if sqlite_here:
@@ -561,13 +594,14 @@ def _spawn(ws: Workspace, name: str, args: list[str], env: dict[str, str]) -> in
     logdir = _components_log_dir(ws)
     rundir = ws.airflow_home / "run"
     rundir.mkdir(exist_ok=True)
-    with open(logdir / f"{name}.log", "ab") as out:
+    with open(logdir / f"{name}.log", "ab", opener=_private_opener) as out:
         out.write(f"\n===== {datetime.now().isoformat()} starting {name}\n".encode())
         out.flush()
         proc = subprocess.Popen(
             [*_airflow_cmd(), *args],
             env=_process_env(env),
             cwd=ws.airflow_home,
+            umask=COMPONENT_UMASK,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -579,19 +613,31 @@ def _spawn(ws: Workspace, name: str, args: list[str], env: dict[str, str]) -> in
     return proc.pid
 
 
-def celery_worker_args(ws: Workspace, env: dict[str, str]) -> list[str]:
-    """``celery worker`` arguments: our queues and concurrency, no log server, a name unique to this home.
+def celery_worker_args(ws: Workspace, env: dict[str, str], index: int = 1) -> list[str]:
+    """``celery worker`` arguments: our queues and concurrency, no log server, a name unique to this home
+    (and to the worker's ``index`` when ``airflow.celery_workers`` asks for several on this host).
 
     Without mingle and gossip: Redis pub/sub spans all its databases, so workers of other workspaces on the
     same Redis server would otherwise sync state with ours (and mingle costs a second at start).
     """
     digest = hashlib.sha256(str(ws.airflow_home.resolve()).encode()).hexdigest()[:8]
+    name = f"mlpipe-{digest}" if index == 1 else f"mlpipe-{digest}-{index}"
     return [
         "celery", "worker", "--skip-serve-logs", "--without-mingle", "--without-gossip",
         "-q", ",".join(celery_queues(ws, env)),
         "-c", env.get("AIRFLOW__CELERY__WORKER_CONCURRENCY") or str(celery_concurrency(ws)),
-        "-H", f"mlpipe-{digest}@{socket.gethostname()}",
+        "-H", f"{name}@{socket.gethostname()}",
     ]
+
+
+def celery_workers(ws: Workspace) -> int:
+    """``airflow.celery_workers``: how many Celery workers to run on this host (default 1)."""
+    value = _launcher_config(ws).get("celery_workers", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise LocalAirflowError(
+            f"workspace config: 'airflow.celery_workers' must be a positive integer, got {value!r}"
+        )
+    return value
 
 
 def wait_healthy(ws: Workspace, info: AirflowInfo, timeout: float = 120, since: float | None = None) -> None:
@@ -641,6 +687,9 @@ def start(
         dags.mkdir(parents=True, exist_ok=True)
         password = _ensure_password(ws)
         env = airflow_env(ws, dags_folder=dags, port=port)
+        from airflow_mlpipe.compiler.factory import write_stub
+
+        write_stub(submitted_dags_folder(ws))  # submitted and published pipelines, wherever the project is
         _migrate(ws, env)
 
         since = time.time()
@@ -653,7 +702,9 @@ def start(
             pids["dag-processor"] = _spawn(ws, "dag-processor", ["dag-processor"], env)
             pids["triggerer"] = _spawn(ws, "triggerer", ["triggerer", "--skip-serve-logs"], env)
             if is_celery(env):
-                pids[CELERY_WORKER] = _spawn(ws, CELERY_WORKER, celery_worker_args(ws, env), env)
+                for index in range(1, celery_workers(ws) + 1):
+                    name = CELERY_WORKER if index == 1 else f"{CELERY_WORKER}-{index}"
+                    pids[name] = _spawn(ws, name, celery_worker_args(ws, env, index), env)
         except OSError as exc:
             _kill_pids(list(pids.values()), timeout=10)
             raise LocalAirflowError(f"could not start Airflow: {exc}") from exc
@@ -681,32 +732,240 @@ def start(
         return info
 
 
-def _stop_locked(ws: Workspace, timeout: float) -> bool:
-    state = _read_state(ws)
-    pids: list[int] = []
-    if state:
-        pids = [int(p) for p in state.get("pids", {}).values()]
+@dataclass
+class StopReport:
+    """What a stop found and how each process ended (``mlpipe airflow stop`` prints it). Truthy if anything
+    of this Airflow was running."""
+
+    components: dict[str, int] = field(default_factory=dict)
+    #: pid -> (what it was, how it ended: "exited", "exited after SIGTERM", "killed (SIGKILL)")
+    ended: dict[int, tuple[str, str]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.components or self.ended)
+
+    def lines(self) -> list[str]:
+        return [f"  pid {pid:<8} {what}: {how}" for pid, (what, how) in sorted(self.ended.items())]
+
+
+def _component_pids(ws: Workspace) -> dict[str, int]:
+    """Components named in the state file and the pid files (those still alive and ours)."""
+    found: dict[str, int] = {}
+    state = _read_state(ws) or {}
+    for name, pid in (state.get("pids") or {}).items():
+        found[str(name)] = int(pid)
     rundir = ws.airflow_home / "run"
     if rundir.is_dir():
         for f in rundir.glob("*.pid"):
             with contextlib.suppress(OSError, ValueError):
-                pids.append(int(f.read_text().strip()))
+                found.setdefault(f.stem, int(f.read_text().strip()))
             f.unlink(missing_ok=True)
-    pids = sorted({p for p in pids if _pid_alive(p) and _pid_is_ours(p, ws)})
-    if pids:
-        _kill_pids(pids, timeout=timeout)
+    return {n: p for n, p in found.items() if _pid_alive(p) and _pid_is_ours(p, ws)}
+
+
+def _own_lineage() -> set[int]:
+    """This process and its ancestors: never signalled, whatever their environment says."""
+    pids = {os.getpid()}
+    with contextlib.suppress(psutil.Error):
+        pids.update(p.pid for p in psutil.Process().parents())
+    return pids
+
+
+def _marked_as_ours(proc: psutil.Process, ws: Workspace, groups: set[int]) -> bool:
+    """A process of this Airflow that is no longer (or never was) a descendant of a component: a member of a
+    component's process group, or an airflow process / step script with this AIRFLOW_HOME (orphans)."""
+    try:
+        if os.getpgid(proc.pid) in groups:
+            return True
+        env = proc.environ()
+    except (psutil.Error, OSError):
+        return False
+    if env.get("AIRFLOW_HOME") != str(ws.airflow_home):
+        return False
+    if _STEP_MARKER in env:
+        return True
+    with contextlib.suppress(psutil.Error):
+        cmdline = " ".join(proc.cmdline())
+        return "airflow" in cmdline or cmdline.startswith("[celeryd: ")
+    return False
+
+
+_STEP_MARKER = "MLPIPE_PIPELINE_RUN_ID"  # set for every step script (runtime/contract.py)
+
+
+def _running(proc: psutil.Process) -> bool:
+    """Alive and not a zombie (reaps our own Popen children; pid 1 here does not reap orphans)."""
+    child = _CHILDREN.get(proc.pid)
+    if child is not None and child.poll() is not None:
+        _CHILDREN.pop(proc.pid, None)
+        return False
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _describe(proc: psutil.Process, names: dict[int, str]) -> str:
+    if proc.pid in names:
+        return names[proc.pid]
+    try:
+        cmd = " ".join(proc.cmdline()) or proc.name()
+    except psutil.Error:
+        return "?"
+    return cmd if len(cmd) <= 100 else cmd[:97] + "..."
+
+
+class _Shutdown:
+    """Every process of one embedded Airflow: the components, all their descendants (LocalExecutor workers,
+    task processes, step scripts in their own sessions, Celery children) and orphans marked as ours."""
+
+    def __init__(self, ws: Workspace, components: dict[str, int]) -> None:
+        self.ws = ws
+        self.names = {pid: name for name, pid in components.items()}
+        self.groups = set(components.values())
+        self.exclude = _own_lineage()
+        self.tracked: dict[int, psutil.Process] = {}
+        self.labels: dict[int, str] = {}
+        self.signalled: dict[int, str] = {}
+        self.report = StopReport(components=dict(components))
+        for pid in components.values():
+            with contextlib.suppress(psutil.Error):
+                self._track(psutil.Process(pid))
+        self.refresh()
+
+    def _track(self, proc: psutil.Process) -> None:
+        if proc.pid in self.exclude or proc.pid in self.tracked or not _running(proc):
+            return
+        self.tracked[proc.pid] = proc
+        self.labels[proc.pid] = _describe(proc, self.names)
+
+    def refresh(self) -> None:
+        """Add what appeared since the last look: new children of tracked processes, marked orphans."""
+        for proc in list(self.tracked.values()):
+            with contextlib.suppress(psutil.Error):
+                for child in proc.children(recursive=True):
+                    self._track(child)
+        for proc in psutil.process_iter():
+            if proc.pid not in self.tracked and proc.pid not in self.exclude and _marked_as_ours(proc, self.ws,
+                                                                                                 self.groups):
+                self._track(proc)
+
+    def alive(self) -> list[psutil.Process]:
+        living = []
+        for pid, proc in list(self.tracked.items()):
+            if _running(proc):
+                living.append(proc)
+            elif pid not in self.report.ended:
+                sig = self.signalled.get(pid)
+                how = "killed (SIGKILL)" if sig == "SIGKILL" else f"exited after {sig}" if sig else "exited"
+                self.report.ended[pid] = (self.labels[pid], how)
+        return living
+
+    def _send(self, proc: psutil.Process, sig: signal.Signals) -> None:
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(sig)
+            self.signalled[proc.pid] = sig.name
+
+    def phase(self, which: Any, sig: signal.Signals | None, timeout: float, once: bool = True
+              ) -> list[psutil.Process]:
+        """Send ``sig`` (None: nothing, just wait) to the live processes ``which(proc)`` selects, newcomers
+        too, until they are gone or ``timeout`` passes; returns those left."""
+        deadline = time.monotonic() + timeout
+        sent: set[int] = set()
+        while True:
+            self.refresh()
+            targets = [p for p in self.alive() if which(p)]
+            for proc in targets if sig is not None else []:
+                if proc.pid not in sent or not once:
+                    self._send(proc, sig)
+                    sent.add(proc.pid)
+            if not targets or time.monotonic() >= deadline:
+                return targets
+            time.sleep(0.2)
+
+    def is_step_script(self, proc: psutil.Process) -> bool:
+        try:
+            return _STEP_MARKER in proc.environ()
+        except psutil.Error:
+            return False
+
+    def step_tasks(self) -> set[int]:
+        """The task processes running step scripts (not components): they report the step's end, then exit."""
+        tasks = set()
+        for proc in self.alive():
+            if self.is_step_script(proc):
+                with contextlib.suppress(psutil.Error):
+                    if proc.ppid() in self.tracked and proc.ppid() not in self.names:
+                        tasks.add(proc.ppid())
+        return tasks
+
+
+def _stop_locked(ws: Workspace, timeout: float) -> StopReport:
+    """Stop every process of the embedded Airflow; return only once none is left (or raise naming them).
+
+    Order: step scripts first (SIGTERM; their tasks then fail visibly while the api-server still answers),
+    then the components (SIGTERM, the scheduler gets a second one), then whatever is left (SIGTERM), then
+    SIGKILL. Descendants are snapshotted before signalling, since a dying parent orphans its children.
+    """
+    components = _component_pids(ws)
+    run = _Shutdown(ws, components)
+    step = max(timeout / 3, 1.0)
+    if run.tracked:
+        tasks = run.step_tasks()
+        deadline = time.monotonic() + min(step, 10.0)
+        run.phase(run.is_step_script, signal.SIGTERM, deadline - time.monotonic())
+        run.phase(lambda p: p.pid in tasks, None, max(deadline - time.monotonic(), 0.0))
+        run.phase(lambda p: p.pid in run.names, signal.SIGTERM, step / 2)
+        run.phase(lambda p: True, signal.SIGTERM, step / 2)
+        left = run.phase(lambda p: True, signal.SIGKILL, max(step, 10.0), once=False)
+        if left:
+            raise LocalAirflowError(
+                f"could not stop processes of the embedded Airflow of {ws.home}: "
+                + ", ".join(f"pid {p.pid} ({run.labels[p.pid]})" for p in left)
+            )
+        run.alive()  # record how the last ones ended
     _state_path(ws).unlink(missing_ok=True)
-    return bool(pids)
+    if run.report:
+        log.info("stopped the embedded Airflow of %s:\n%s", ws.home, "\n".join(run.report.lines()))
+    return run.report
 
 
-def stop(ws: Workspace, timeout: float = 30) -> bool:
-    """Stop the embedded Airflow of ``ws``; True if something was running."""
+def shutdown(ws: Workspace, timeout: float = 30) -> StopReport:
+    """Stop the embedded Airflow of ``ws`` and every process it started; returns what ended and how."""
     with _lock(ws):
         return _stop_locked(ws, timeout)
 
 
+def stop(ws: Workspace, timeout: float = 30) -> bool:
+    """Stop the embedded Airflow of ``ws``; True if something was running."""
+    return bool(shutdown(ws, timeout))
+
+
+def last_url(ws: Workspace) -> str | None:
+    """The URL of the embedded Airflow as last started (it may not be running)."""
+    state = _read_state(ws) or {}
+    return state.get("url")
+
+
+#: how long a running embedded Airflow whose api-server is slow to answer (a busy machine) is waited for before
+#: it is restarted
+SLOW_HEALTH_GRACE = 60.0
+
+
 def ensure_running(ws: Workspace) -> AirflowInfo:
-    return status(ws) or start(ws)
+    """The running embedded Airflow, started if needed. Components that are all alive but whose api-server does
+    not answer its health check in time are waited for, not restarted (a restart would cost every run going)."""
+    info = status(ws)
+    if info is not None:
+        return info
+    alive = status(ws, check_health=False)
+    if alive is not None:
+        deadline = time.monotonic() + SLOW_HEALTH_GRACE
+        while time.monotonic() < deadline:
+            if _health(alive.url) is not None:
+                return alive
+            time.sleep(1.0)
+    return start(ws)
 
 
 def info_dict(info: AirflowInfo) -> dict[str, Any]:

@@ -84,40 +84,85 @@ def upload_spec(ws: Any, client: Any, spec: dict[str, Any]) -> str:
     return accepted["spec_hash"]
 
 
+#: DAG ids of submitted graphs per experiment that are kept (besides any with unfinished runs)
+KEEP_GRAPHS_PER_EXPERIMENT = 3
+_DOC_DIGEST = re.compile(r"spec: `([0-9a-f]{64})`")
+
+
+def experiment_dag_id(experiment: str, spec: dict[str, Any]) -> str:
+    """One DAG per distinct graph of an experiment: ``<experiment>__<graph hash>``. Two different pipelines
+    submitted to one experiment never share a DAG, and resubmitting the same graph reuses its DAG."""
+    graph = spec_hash({**spec, "name": ""})[:10]
+    return f"{dag_id_for_experiment(experiment)}__{graph}"
+
+
+def _retire_old_graphs(ws: Any, experiment: str, keep: str) -> list[str]:
+    """Remove the spec files of this experiment's older graphs whose runs have all ended (the newest
+    ``KEEP_GRAPHS_PER_EXPERIMENT`` stay); Airflow then marks those DAGs stale, their runs stay visible."""
+    from airflow_mlpipe.clients.local_airflow import submitted_dags_folder
+    from airflow_mlpipe.sdk.runs import TERMINAL
+
+    folder = submitted_dags_folder(ws) / SPECS_DIRNAME
+    prefix = f"{dag_id_for_experiment(experiment)}__"
+    files = sorted((p for p in folder.glob(f"{prefix}*.json") if p.stem != keep and
+                    re.fullmatch(r"[0-9a-f]{10}", p.stem[len(prefix):])),
+                   key=lambda p: p.stat().st_mtime, reverse=True)
+    retired = []
+    for path in files[KEEP_GRAPHS_PER_EXPERIMENT - 1:]:
+        runs = ws.store.list_pipeline_runs_of_dag(path.stem)
+        if all(r.get("status") in TERMINAL for r in runs):
+            path.unlink(missing_ok=True)
+            retired.append(path.stem)
+    return retired
+
+
+def dag_spec_digest(details: dict[str, Any]) -> str | None:
+    """The spec hash a compiled DAG announces in its documentation (``spec: `<hash>` ``)."""
+    match = _DOC_DIGEST.search(details.get("doc_md") or "")
+    return match.group(1) if match else None
+
+
 def submit_pipeline(experiment: Any, pipeline: Any, pipeline_parameters: dict | None = None,
                     regenerate_outputs: bool = False, continue_on_step_failure: bool = False,
                     tags: dict | None = None, dag_id: str | None = None):
-    """Trigger a run of ``pipeline``; returns the PipelineRun (not waiting for it)."""
+    """Trigger a run of ``pipeline``; returns the PipelineRun (not waiting for it).
+
+    The run is pinned to the spec it was submitted with (its hash is in the run's conf; see
+    :mod:`airflow_mlpipe.runtime.run_spec`). ``dag_id`` names a DAG file's DAG (``pipeline.to_dag(dag_id)``):
+    the run is pinned to the spec that DAG defines when it is triggered.
+    """
     from airflow_mlpipe.clients.airflow_rest import client_for
     from airflow_mlpipe.sdk.runs import PipelineRun
+    from airflow_mlpipe.store.tables_specs import save_spec
 
     ws = experiment.workspace
-    write_spec = dag_id is None
     client = client_for(ws)
     if dag_id is None:
-        dag_id = dag_id_for_experiment(experiment.name)
-        spec = pipeline.to_spec(dag_id)
+        spec = pipeline.to_spec("")
+        spec["experiment"] = experiment.name
+        dag_id = spec["name"] = experiment_dag_id(experiment.name, spec)
         values = check_parameters(spec, pipeline_parameters)
         if ws.is_embedded:  # the DAG processor reads our folder
             _, digest = publish_spec(ws, spec)
+            save_spec(ws.store, spec, digest)
+            _retire_old_graphs(ws, experiment.name, keep=dag_id)
         else:  # another machine: snapshots and spec go through the plugin's API
             digest = upload_spec(ws, client, spec)
+        client.wait_for_dag(dag_id, predicate=lambda d: dag_spec_digest(d) == digest, timeout=120)
     else:  # a DAG file in the dags folder already defines this pipeline (``pipeline.to_dag(dag_id)``)
         spec = pipeline.to_spec(dag_id)
         values = check_parameters(spec, pipeline_parameters)
-        digest = spec_hash(spec)
-    if write_spec:
-        client.wait_for_dag(dag_id, predicate=lambda d: digest in (d.get("doc_md") or ""), timeout=120)
-    else:
-        client.wait_for_dag(dag_id, timeout=120)
+        details = client.wait_for_dag(dag_id, timeout=120)
+        digest = dag_spec_digest(details) or spec_hash(spec)
     client.unpause(dag_id)
     run_id = str(uuid.uuid4())
     meta = {"run_id": run_id, "experiment": experiment.name, "regenerate_outputs": bool(regenerate_outputs),
-            "continue_on_step_failure": bool(continue_on_step_failure), "tags": dict(tags or {})}
+            "continue_on_step_failure": bool(continue_on_step_failure), "tags": dict(tags or {}),
+            "spec_hash": digest}
     conf = json.loads(canonical_json({**values, CONF_KEY: meta}))
     ws.store.upsert_pipeline_run(
         run_id, experiment=experiment.name, dag_id=dag_id, airflow_run_id=run_id, status="NotStarted",
-        pipeline_name=dag_id, spec_hash=digest, parameters=values, tags=dict(tags or {}),
+        pipeline_name=spec.get("experiment") or dag_id, spec_hash=digest, parameters=values, tags=dict(tags or {}),
         regenerate_outputs=bool(regenerate_outputs),
     )
     client.trigger(dag_id, conf=conf, dag_run_id=run_id, note=f"experiment {experiment.name}")

@@ -22,6 +22,12 @@ def _operator_class(kind: str):
     raise ValueError(f"No operator for step kind {kind!r}")
 
 
+def experiment_tags(spec: dict[str, Any]) -> list[str]:
+    """``experiment:<name>``: the Airflow UI's tag filter lists every DAG (graph) an experiment ran."""
+    name = spec.get("experiment")
+    return [f"experiment:{name}"[:100]] if isinstance(name, str) and name else []
+
+
 def dag_params(spec: dict[str, Any]) -> dict[str, Any]:
     """Pipeline parameters as typed Airflow Params: the trigger form shows them with defaults and types."""
     from airflow.sdk import Param
@@ -68,9 +74,12 @@ def build_dag(spec: dict[str, Any], schedule: Any = None, run_defaults: dict[str
         "parameters": spec.get("parameters", {}),
         "spec_hash": digest,
         "run_defaults": dict(run_defaults or {}),
+        "spec": spec,  # the whole spec: the first task of a run records it (run_spec.pin_run_spec)
     }
     dag_kwargs.setdefault("catchup", False)
-    dag_kwargs.setdefault("tags", DEFAULT_TAGS)
+    dag_kwargs.setdefault("tags", DEFAULT_TAGS + experiment_tags(spec))
+    if spec.get("experiment"):  # one DAG per graph of an experiment: show the experiment's name
+        dag_kwargs.setdefault("dag_display_name", f"{spec['experiment']} · {spec['name'].rsplit('__', 1)[-1]}")
     dag_kwargs.setdefault("doc_md", doc_md(spec, digest))
     dag_kwargs.setdefault("description", spec.get("description") or f"airflow-mlpipe pipeline {spec['name']}")
     from airflow_mlpipe.operators.base import PLANNER_TASK_ID

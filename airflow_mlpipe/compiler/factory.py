@@ -41,12 +41,29 @@ build_dags_from_folder(__file__.rsplit("/", 1)[0] + "/specs")
 '''
 
 
+PUBLISHED_STUB = '''"""airflow-mlpipe: DAGs of published pipelines, endpoints and schedules (generated; from the store)."""
+from airflow_mlpipe.sdk.published import build_published_dags
+from airflow_mlpipe.workspace import Workspace
+
+build_published_dags(Workspace.from_config(), served_by_bundle=True)
+'''
+#: file names of the generated DAG files in the submitted-pipelines bundle
+SUBMITTED_STUB, PUBLISHED_STUB_NAME = "mlpipe_submitted_dags.py", "mlpipe_published_dags.py"
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.exists() or path.read_text() != text:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+
+
 def write_stub(folder: Path) -> Path:
+    """The two generated DAG files of the submitted-pipelines bundle: one serves submitted specs (``specs/``),
+    the other published pipelines, endpoints and schedules, so no DAG file needs copying anywhere."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / SPECS_DIRNAME).mkdir(exist_ok=True)
-    stub = folder / "mlpipe_submitted_dags.py"
-    if not stub.exists() or stub.read_text() != STUB:
-        tmp = stub.with_suffix(".tmp")
-        tmp.write_text(STUB)
-        tmp.replace(stub)
+    stub = folder / SUBMITTED_STUB
+    _write_if_changed(stub, STUB)
+    _write_if_changed(folder / PUBLISHED_STUB_NAME, PUBLISHED_STUB)
     return stub

@@ -18,8 +18,16 @@ REUSED_OUTPUTS_KEY = "reused_outputs"
 
 
 def run_meta(context: Any) -> dict[str, Any]:
+    """The submission's metadata in ``conf``; anyone who may trigger the DAG can write it, so it is checked."""
+    from airflow_mlpipe.paths import check_run_id
+
     conf = dict(getattr(context["dag_run"], "conf", None) or {})
-    return conf.get(CONF_KEY) or {}
+    meta = conf.get(CONF_KEY) or {}
+    if not isinstance(meta, dict):
+        raise ValueError(f"dag_run.conf[{CONF_KEY!r}] must be an object")
+    if meta.get("run_id") is not None:
+        check_run_id(meta["run_id"], f"dag_run.conf[{CONF_KEY!r}].run_id")
+    return meta
 
 
 def parameter_values(pipeline: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -35,6 +43,54 @@ def parameter_values(pipeline: dict[str, Any], context: Any) -> dict[str, Any]:
 def experiment_name(pipeline: dict[str, Any], context: Any, dag_id: str) -> str:
     return (run_meta(context).get("experiment") or (pipeline.get("run_defaults") or {}).get("experiment")
             or dag_id)
+
+
+def task_ref(context: Any) -> Any:
+    """The Airflow task instance (and try) a step runs as."""
+    from airflow_mlpipe.runtime.liveness import TaskRef
+
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", -1)
+    return TaskRef(dag_id=ti.dag_id, run_id=context["run_id"], task_id=ti.task_id,
+                   map_index=-1 if map_index is None else int(map_index),
+                   try_number=getattr(ti, "try_number", 1) or 1)
+
+
+def _die_with_supervisor(log: Any) -> None:
+    """Under Airflow's task supervisor, SIGTERM this task process when the supervisor dies (a lost worker,
+    ``mlpipe airflow stop``): on_kill then stops the script, which would otherwise outlive both. Not applied
+    in-process (``dag.test()``), where the parent is the user's shell."""
+    import signal
+
+    from airflow_mlpipe.runtime.processes import set_parent_death_signal
+
+    try:
+        from airflow.sdk.execution_time import task_runner
+        from airflow.sdk.execution_time.comms import CommsDecoder
+    except ImportError:
+        return
+    if isinstance(getattr(task_runner, "SUPERVISOR_COMMS", None), CommsDecoder):
+        if not set_parent_death_signal(signal.SIGTERM):
+            log.debug("could not tie the task process to its supervisor (no prctl)")
+
+
+def _reconcile_siblings(execution: StepExecution, task: Any, log: Any) -> None:
+    """End step runs of this pipeline run that Airflow no longer runs (killed tries between retries)."""
+    from airflow_mlpipe.runtime import liveness
+
+    store = execution.workspace.store
+    try:
+        if not any(r.get("status") == "Running" and r.get("task_id") != task.task_id
+                   for r in store.list_step_runs(execution.pipeline_run_id)):
+            return
+        ended = liveness.reconcile_step_runs(
+            store, execution.pipeline_run_id,
+            lambda task_id: liveness.task_sdk_probe(liveness.TaskRef(task.dag_id, task.run_id, task_id)),
+            skip_task=task.task_id)
+        if ended:
+            log.info("ended step runs whose tasks Airflow no longer runs: %s", ", ".join(ended))
+    except Exception:  # noqa: BLE001 - a courtesy to other steps; never fail this one for it
+        log.warning("could not reconcile the step runs of %s", execution.pipeline_run_id, exc_info=True)
 
 
 class MlpipeStepOperator(BaseOperator):
@@ -76,6 +132,7 @@ class MlpipeStepOperator(BaseOperator):
             log=self.log,
             try_number=getattr(ti, "try_number", 1) or 1,
             regenerate_outputs=bool(meta.get("regenerate_outputs")),
+            submitted_spec_hash=meta.get("spec_hash"),
         )
 
     def run_step(self, execution: StepExecution) -> StepResult:
@@ -85,14 +142,38 @@ class MlpipeStepOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowException
 
+        from airflow_mlpipe.runtime import liveness
+        from airflow_mlpipe.runtime.run_spec import SpecMismatchError
         from airflow_mlpipe.runtime.step_runner import StepFailed
 
         execution = self.step_execution(context)
-        try:
-            result = self.run_step(execution)
-        except StepFailed as exc:  # the script's traceback is already in the log: fail with its summary
-            raise AirflowException(str(exc)) from None
+        task = task_ref(context)
+        _die_with_supervisor(self.log)
+        self._killed = False
+        with liveness.bind_task(task, liveness.task_sdk_probe):
+            _reconcile_siblings(execution, task, self.log)
+            try:
+                result = self.run_step(execution)
+            except StepFailed as exc:  # the script's traceback is already in the log: fail with its summary
+                if self._killed:
+                    execution.workspace.store.upsert_step_run(
+                        execution.step_run_id, status="Canceled",
+                        error=f"the task was stopped while the step ran (Airflow killed it): {exc}"[:4000])
+                raise AirflowException(str(exc)) from None
+            except SpecMismatchError as exc:  # retrying cannot help: the run's pipeline is gone from the DAG
+                from airflow.sdk.exceptions import AirflowFailException
+
+                raise AirflowFailException(str(exc)) from None
         return self.hand_on(context, result)
+
+    def on_kill(self) -> None:
+        """Airflow stops the task (run marked failed, task cleared, timeout): take the script's whole process
+        group with it (SIGTERM, then SIGKILL after a grace period); the step then ends Canceled."""
+        from airflow_mlpipe.runtime import processes
+
+        self._killed = True
+        killed = processes.kill_running()
+        self.log.info("on_kill: stopped %d step script process group(s)", killed)
 
     def hand_on(self, context: Any, result: StepResult) -> dict[str, Any]:
         """The return value (XCom) maps each output name to ``{uri, content_hash, format, ...}``; a reused step

@@ -11,6 +11,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from airflow_mlpipe.operators.base import REUSED_OUTPUTS_KEY, experiment_name, parameter_values, run_meta
+from airflow_mlpipe.runtime.run_spec import SpecMismatchError, pin_run_spec
 from airflow_mlpipe.store.db import utcnow
 from airflow_mlpipe.workspace import Workspace
 
@@ -36,6 +37,12 @@ class CachePlanOperator(BaseOperator):
         store.upsert_pipeline_run(run_id, experiment=experiment_name(self.pipeline, context, self.dag_id),
                                   dag_id=self.dag_id,
                                   status="Running")
+        try:
+            pin_run_spec(store, run_id, self.dag_id, self.pipeline, meta.get("spec_hash"))
+        except SpecMismatchError as exc:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(str(exc)) from None
         try:
             decisions, timings = plan_steps(ws, self.steps, parameter_values(self.pipeline, context),
                                             bool(meta.get("regenerate_outputs")))

@@ -11,23 +11,99 @@ OpenAPI: ``GET /mlpipe/openapi.json`` (Swagger UI at ``/mlpipe/docs``).
 # no ``from __future__ import annotations``: FastAPI must see the route annotations as objects
 import logging
 import os
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+)
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from airflow_mlpipe.exceptions import UserErrorException
+from airflow_mlpipe.plugins.permissions import authorize_code_deployment, authorize_dag
 
 log = logging.getLogger(__name__)
 
 API = "/api/v1"
+MAX_HASHES = 100_000
+#: what a path segment we serve can hold (a control character never reaches this app: the api-server's
+#: mount does not route it)
+ID_PATTERN = r"^[A-Za-z0-9_.:+~-]{1,64}$"
+RUN_ID_PATTERN = r"^[A-Za-z0-9_.:+~-]{1,250}$"
+NAME_PATTERN = r"^[^\x00-\x1f\x7f/]{1,255}$"
 ParamValue = StrictStr | StrictInt | StrictFloat | StrictBool
 
 
+Digest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+#: Airflow's DAG/task id characters, not dots only (ids name files)
+AirflowId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$",
+                                             max_length=250)]
+
+
 class MissingObjects(BaseModel):
-    hashes: list[str]
+    hashes: list[Digest] = Field(..., max_length=MAX_HASHES, description="blake3 hex digests of snapshot objects")
+
+
+class ParameterSpecBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["int", "float", "bool", "string", "dataset", "datapath"]
+
+
+class OutputSpecBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,255}$")]
+    destination_path: StrictStr | None = None
+
+
+class StepSpecBody(BaseModel):
+    """One step of an uploaded PipelineSpec (the fields the server checks; the others are kept as sent)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: StrictStr = Field(..., min_length=1, max_length=255)
+    task_id: AirflowId
+    kind: Literal["PythonScriptStep", "AutoMLStep"]
+    source_directory: Annotated[str, StringConstraints(pattern=r"^mlpipe-snapshot:[0-9a-f]{64}$")] | None = Field(
+        None, description="the uploaded snapshot manifest of the step's code (upload its objects first)")
+    script_name: StrictStr | None = Field(None, min_length=1, max_length=1024)
+    depends_on: list[StrictStr] = []
+    inputs: list[dict[StrictStr, Any]] = []
+    outputs: list[OutputSpecBody] = []
+    arguments: list[dict[StrictStr, Any]] = []
+    parameters: list[StrictStr] = []
+    hash_paths: list[StrictStr] = []
+
+
+class PipelineSpecBody(BaseModel):
+    """An uploaded PipelineSpec (the contract; see ``airflow_mlpipe/spec.py``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    spec_version: Literal[1]
+    name: AirflowId
+    parameters: dict[StrictStr, ParameterSpecBody] = {}
+    steps: list[StepSpecBody] = Field(..., min_length=1, max_length=1000)
+
+
+class UploadAuditEntry(BaseModel):
+    At: str | None
+    User: str
+    Kind: str
+    Digest: str
+    DagId: str | None = None
+    Size: int | None = None
+    Client: str | None = None
 
 
 class SpecAccepted(BaseModel):
@@ -45,6 +121,15 @@ class ErrorResponse(BaseModel):
     detail: str
 
 
+class DataPathAssignment(BaseModel):
+    """v1 ``DataPath`` value: a path on a registered datastore."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    DataStoreName: StrictStr
+    RelativePath: StrictStr
+
+
 class PipelineSubmissionInfo(BaseModel):
     """v1 ``PipelineSubmissionInfo`` (PascalCase keys; ``tags`` lower-case as in v1)."""
 
@@ -57,7 +142,8 @@ class PipelineSubmissionInfo(BaseModel):
     ParameterAssignments: dict[StrictStr, ParamValue] | None = Field(
         None, description="pipeline parameter values, as strings (v1 SDK) or typed JSON values",
         examples=[{"pipeline_arg": "20"}])
-    DataPathAssignments: dict[StrictStr, dict[StrictStr, Any]] | None = None
+    DataPathAssignments: dict[StrictStr, DataPathAssignment] | None = Field(
+        None, description="values of DataPath pipeline parameters (not supported yet: a non-empty value is a 400)")
     DataSetDefinitionValueAssignments: dict[StrictStr, dict[StrictStr, Any]] | None = None
     ScheduleId: StrictStr | None = None
     ContinueRunOnStepFailure: StrictBool | None = None
@@ -157,18 +243,6 @@ def _user_dep():
     return Depends(requires_authenticated())
 
 
-def _authorize_dag(user: Any, method: str, dag_id: str | None, run: bool = False) -> None:
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
-
-    ok = get_auth_manager().is_authorized_dag(
-        method=method, access_entity=DagAccessEntity.RUN if run else None, details=DagDetails(id=dag_id), user=user
-    )
-    if not ok:
-        what = "trigger runs of" if run and method == "POST" else "read"
-        raise HTTPException(403, f"Forbidden: user {user.get_name()!r} may not {what} DAG {dag_id or '(any)'}")
-
-
 def _user_type():
     from airflow.api_fastapi.core_api.security import GetUserDep
 
@@ -189,6 +263,10 @@ def _base_url() -> str:
 
         url = conf.get("api", "base_url", fallback="http://127.0.0.1:8080")
     return url.rstrip("/")
+
+
+def _client_address(request: Request) -> str | None:
+    return f"{request.client.host}:{request.client.port}" if request.client else None
 
 
 def _client(request: Request):
@@ -216,7 +294,7 @@ def create_app() -> FastAPI:
     user_dep = _user_dep()
     User = _user_type()
     errors = {400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 403: {"model": ErrorResponse},
-              404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
+              404: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}}
     app = FastAPI(
         title="airflow-mlpipe", version="1.0",
         description="Azure ML SDK v1-compatible REST endpoints of airflow-mlpipe: submit published pipelines and "
@@ -224,6 +302,9 @@ def create_app() -> FastAPI:
                     "(POST /auth/token) as `Authorization: Bearer <token>`.",
         dependencies=[user_dep], responses=errors,
     )
+    from airflow_mlpipe.plugins.guard import GuardMiddleware
+
+    app.add_middleware(GuardMiddleware)  # authentication and size limits before any body is parsed
 
     @app.exception_handler(UserErrorException)
     async def _user_error(request: Request, exc: UserErrorException):
@@ -235,12 +316,12 @@ def create_app() -> FastAPI:
         for e in exc.errors():
             loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
             parts.append(f"{loc or 'body'}: {e.get('msg')}")
-        return _error(422, "ValidationError", "; ".join(parts) or "invalid request")
+        return _error(400, "ValidationError", "; ".join(parts) or "invalid request")
 
-    @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException):
-        return _error(exc.status_code, {401: "Unauthorized", 403: "Forbidden", 404: "NotFound"}.get(
-            exc.status_code, "Error"), str(exc.detail))
+    @app.exception_handler(StarletteHTTPException)  # also routing's 404/405 and FastAPI's body-parsing 400
+    async def _http(request: Request, exc: StarletteHTTPException):
+        return _error(exc.status_code, {401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+                                        413: "PayloadTooLarge"}.get(exc.status_code, "Error"), str(exc.detail))
 
     # ------------------------------------------------------------------ helpers
     def _pipeline_row(ws: Any, pipeline_id: str) -> dict[str, Any]:
@@ -259,7 +340,7 @@ def create_app() -> FastAPI:
                 endpoint: dict | None) -> dict[str, Any]:
         from airflow_mlpipe.clients.airflow_rest import AirflowAPIError
 
-        _authorize_dag(user, "POST", prow["dag_id"], run=True)
+        authorize_dag(user, "POST", prow["dag_id"], run=True)
         if body.DataPathAssignments or body.DataSetDefinitionValueAssignments:
             raise UserErrorException("DataPathAssignments and DataSetDefinitionValueAssignments are not supported "
                                      "by airflow-mlpipe yet; pass scalar values in ParameterAssignments")
@@ -313,22 +394,22 @@ def create_app() -> FastAPI:
     # ------------------------------------------------------------------ published pipelines
     @app.get(f"{API}/pipelines", response_model=list[PublishedPipelineEntity], tags=["published pipelines"])
     def list_published_pipelines(user: User, active_only: bool = True):
-        _authorize_dag(user, "GET", None)
+        authorize_dag(user, "GET", None)
         ws = _ws()
         return [pub.PublishedPipeline(ws, r).to_entity() for r in q.list_pipelines(ws.store, active_only)]
 
     @app.get(f"{API}/pipelines/{{pipeline_id}}", response_model=PublishedPipelineEntity,
              tags=["published pipelines"])
-    def get_published_pipeline(user: User, pipeline_id: Annotated[str, Path(max_length=64)]):
+    def get_published_pipeline(user: User, pipeline_id: Annotated[str, Path(pattern=ID_PATTERN)]):
         ws = _ws()
         row = _pipeline_row(ws, pipeline_id)
-        _authorize_dag(user, "GET", row["dag_id"])
+        authorize_dag(user, "GET", row["dag_id"])
         return pub.PublishedPipeline(ws, row).to_entity()
 
     @app.post(f"{API}/PipelineRuns/PipelineSubmit/{{pipeline_id}}", response_model=PipelineRunEntity,
               tags=["published pipelines"])
     def submit_published_pipeline(request: Request, user: User, body: PipelineSubmissionInfo,
-                                  pipeline_id: Annotated[str, Path(max_length=64)],
+                                  pipeline_id: Annotated[str, Path(pattern=ID_PATTERN)],
                                   parentRunId: str | None = None):  # noqa: N803 - v1 query name
         ws = _ws()
         return _submit(request, user, ws, _pipeline_row(ws, pipeline_id), body, None)
@@ -336,13 +417,13 @@ def create_app() -> FastAPI:
     # ------------------------------------------------------------------ endpoints
     @app.get(f"{API}/endpoints", response_model=list[PipelineEndpointEntity], tags=["pipeline endpoints"])
     def list_pipeline_endpoints(user: User, active_only: bool = True):
-        _authorize_dag(user, "GET", None)
+        authorize_dag(user, "GET", None)
         ws = _ws()
         return [pub.PipelineEndpoint(ws, r).to_entity() for r in q.list_endpoints(ws.store, active_only)]
 
     @app.get(f"{API}/endpoints/{{endpoint}}", response_model=PipelineEndpointEntity, tags=["pipeline endpoints"])
-    def get_pipeline_endpoint(user: User, endpoint: Annotated[str, Path(max_length=255)]):
-        _authorize_dag(user, "GET", None)
+    def get_pipeline_endpoint(user: User, endpoint: Annotated[str, Path(pattern=NAME_PATTERN)]):
+        authorize_dag(user, "GET", None)
         ws = _ws()
         return pub.PipelineEndpoint(ws, _endpoint_row(ws, endpoint)).to_entity()
 
@@ -365,7 +446,7 @@ def create_app() -> FastAPI:
     @app.post(f"{API}/PipelineRuns/PipelineEndpointSubmit/Id/{{endpoint_id}}", response_model=PipelineRunEntity,
               tags=["pipeline endpoints"])
     def submit_pipeline_endpoint(request: Request, user: User, body: PipelineSubmissionInfo,
-                                 endpoint_id: Annotated[str, Path(max_length=64)],
+                                 endpoint_id: Annotated[str, Path(pattern=ID_PATTERN)],
                                  pipelineVersion: Annotated[str | None, Query(max_length=20)] = None,  # noqa: N803
                                  parentRunId: str | None = None):  # noqa: N803
         return _endpoint_submit(request, user, endpoint_id, body, pipelineVersion)
@@ -373,7 +454,7 @@ def create_app() -> FastAPI:
     @app.post(f"{API}/PipelineRuns/PipelineEndpointSubmit/Name/{{endpoint_name}}",
               response_model=PipelineRunEntity, tags=["pipeline endpoints"])
     def submit_pipeline_endpoint_by_name(request: Request, user: User, body: PipelineSubmissionInfo,
-                                         endpoint_name: Annotated[str, Path(max_length=255)],
+                                         endpoint_name: Annotated[str, Path(pattern=NAME_PATTERN)],
                                          pipelineVersion: Annotated[str | None, Query(max_length=20)] = None,  # noqa: N803
                                          parentRunId: str | None = None):  # noqa: N803
         return _endpoint_submit(request, user, endpoint_name, body, pipelineVersion)
@@ -382,25 +463,25 @@ def create_app() -> FastAPI:
     @app.get(f"{API}/runs", response_model=list[PipelineRunEntity], tags=["runs"])
     def list_runs(request: Request, user: User, limit: Annotated[int, Query(ge=1, le=500)] = 50,
                   experiment: str | None = None):
-        _authorize_dag(user, "GET", None, run=True)
+        authorize_dag(user, "GET", None, run=True)
         ws = _ws()
         rows = ws.store.list_pipeline_runs(experiment, limit=limit)
         return [_run_entity(request, ws, r["run_id"], live=False) for r in rows]
 
     @app.get(f"{API}/runs/{{run_id}}", response_model=PipelineRunEntity, tags=["runs"])
-    def get_run(request: Request, user: User, run_id: Annotated[str, Path(max_length=250)]):
+    def get_run(request: Request, user: User, run_id: Annotated[str, Path(pattern=RUN_ID_PATTERN)]):
         ws = _ws()
         entity = _run_entity(request, ws, run_id, live=False)
-        _authorize_dag(user, "GET", entity["DagId"], run=True)
+        authorize_dag(user, "GET", entity["DagId"], run=True)
         return _run_entity(request, ws, run_id)
 
     @app.get(f"{API}/runs/{{run_id}}/steps", response_model=list[StepRunEntity], tags=["runs"])
-    def get_run_steps(request: Request, user: User, run_id: Annotated[str, Path(max_length=250)]):
+    def get_run_steps(request: Request, user: User, run_id: Annotated[str, Path(pattern=RUN_ID_PATTERN)]):
         ws = _ws()
         row = ws.store.get_pipeline_run(run_id)
         if row is None:
             raise HTTPException(404, f"Pipeline run {run_id!r} was not found")
-        _authorize_dag(user, "GET", row["dag_id"], run=True)
+        authorize_dag(user, "GET", row["dag_id"], run=True)
         stored = {r["task_id"]: r for r in ws.store.list_step_runs(run_id)}
         try:
             tis = _client(request).task_instances(row["dag_id"], row["airflow_run_id"])
@@ -426,12 +507,12 @@ def create_app() -> FastAPI:
                 "Outputs": row.get("outputs") or {}, "Error": row.get("error")}
 
     @app.get(f"{API}/runs/{{run_id}}/metrics", response_model=RunMetrics, tags=["runs"])
-    def get_run_metrics(user: User, run_id: Annotated[str, Path(max_length=250)]):
+    def get_run_metrics(user: User, run_id: Annotated[str, Path(pattern=RUN_ID_PATTERN)]):
         ws = _ws()
         row = ws.store.get_pipeline_run(run_id)
         if row is None:
             raise HTTPException(404, f"Pipeline run {run_id!r} was not found")
-        _authorize_dag(user, "GET", row["dag_id"], run=True)
+        authorize_dag(user, "GET", row["dag_id"], run=True)
         steps = {r["step_name"] or r["task_id"]: ws.store.get_metrics(r["step_run_id"])
                  for r in ws.store.list_step_runs(run_id)}
         return {"RunId": run_id, "Metrics": ws.store.get_metrics(run_id), "Steps": steps}
@@ -439,47 +520,80 @@ def create_app() -> FastAPI:
     # ------------------------------------------------------------------ remote submission (Experiment.submit)
     @app.post(f"{API}/snapshots/missing", response_model=MissingObjects, tags=["submission"])
     def missing_snapshot_objects(user: User, body: MissingObjects):
-        """Which of these content hashes the server does not hold yet (only those are uploaded)."""
+        """Which of these content hashes the server does not hold yet (only those are uploaded).
+        Needs the code-deployment permission (Admin on the SimpleAuthManager)."""
         from airflow_mlpipe.runtime.snapshot import SnapshotStore
 
-        _authorize_dag(user, "PUT", None)
+        authorize_code_deployment(user)
         store = SnapshotStore(_ws().home)
-        try:
-            return {"hashes": [h for h in body.hashes if not store.has(h)]}
-        except ValueError as exc:
-            raise UserErrorException(str(exc)) from exc
+        return {"hashes": [h for h in body.hashes if not store.has(h)]}
 
     @app.put(f"{API}/snapshots/objects/{{digest}}", status_code=204, tags=["submission"])
-    async def put_snapshot_object(request: Request, user: User, digest: Annotated[str, Path(max_length=64)]):
-        """One file of a step's source snapshot, named by its blake3 hash (checked)."""
+    async def put_snapshot_object(request: Request, user: User,
+                                  digest: Annotated[str, Path(pattern="^[0-9a-f]{64}$")]):
+        """One file of a step's source snapshot, named by its blake3 hash (checked). Needs the code-deployment
+        permission; every accepted upload is recorded in the audit trail."""
         from airflow_mlpipe.runtime.snapshot import SnapshotStore
+        from airflow_mlpipe.store.tables_audit import record_upload
 
-        _authorize_dag(user, "PUT", None)
+        authorize_code_deployment(user)
         data = await request.body()
+        ws = _ws()
         try:
-            SnapshotStore(_ws().home).put_bytes(digest, data)
+            SnapshotStore(ws.home).put_bytes(digest, data)
         except ValueError as exc:
             raise UserErrorException(str(exc)) from exc
+        record_upload(ws.store, user=user.get_name(), kind="snapshot_object", digest=digest, size=len(data),
+                      client=_client_address(request))
+        log.info("mlpipe audit: user %r uploaded snapshot object %s (%d bytes)", user.get_name(), digest, len(data))
 
     @app.put(f"{API}/specs/{{dag_id}}", response_model=SpecAccepted, tags=["submission"])
-    def put_pipeline_spec(user: User, dag_id: Annotated[str, Path(max_length=250)], spec: dict[str, Any]):
-        """Serve a submitted PipelineSpec as a DAG (its snapshots must have been uploaded first)."""
+    def put_pipeline_spec(request: Request, user: User,
+                          dag_id: Annotated[str, Path(max_length=250, pattern=r"^[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$")],
+                          body: PipelineSpecBody):
+        """Serve a submitted PipelineSpec as a DAG (its snapshots must have been uploaded first). Needs the
+        code-deployment permission; every path in the spec and its snapshot manifests is checked; recorded in
+        the audit trail."""
         from airflow_mlpipe.clients.submit import publish_spec
-        from airflow_mlpipe.runtime.snapshot import SNAPSHOT_PREFIX, SnapshotStore
+        from airflow_mlpipe.paths import relative_path
+        from airflow_mlpipe.runtime.snapshot import read_uploaded_manifest
         from airflow_mlpipe.spec import check_spec
+        from airflow_mlpipe.store.tables_audit import record_upload
 
-        _authorize_dag(user, "PUT", dag_id)
-        check_spec(spec, f"pipeline {dag_id!r}")
+        authorize_code_deployment(user)
+        authorize_dag(user, "PUT", dag_id)
+        spec = body.model_dump(exclude_unset=True)
+        # the server's own workspace, never one named by the client (its paths are the client's)
+        spec["workspace"] = _ws().to_ref()
+        check_spec(spec, f"pipeline {dag_id!r}", uploaded=True)
         if spec.get("name") != dag_id:
             raise UserErrorException(f"spec name {spec.get('name')!r} does not match the DAG id {dag_id!r}")
         ws = _ws()
-        snapshots = SnapshotStore(ws.home)
         for step in spec["steps"]:
             source = step.get("source_directory")
-            if source and not (source.startswith(SNAPSHOT_PREFIX) and snapshots.has(source[len(SNAPSHOT_PREFIX):])):
-                raise UserErrorException(f"step {step['name']!r}: source snapshot {source!r} was not uploaded")
+            if not source:
+                continue
+            where = f"pipeline {dag_id!r}: step {step['name']!r}"
+            files = read_uploaded_manifest(ws.home, source, where)["files"]
+            if step.get("script_name") is not None:
+                script = relative_path(step["script_name"], f"{where}: script_name")
+                if script not in files:
+                    raise UserErrorException(f"{where}: script_name {script!r} is not in its uploaded snapshot")
         _, digest = publish_spec(ws, spec)
+        record_upload(ws.store, user=user.get_name(), kind="spec", digest=digest, dag_id=dag_id,
+                      client=_client_address(request))
+        log.info("mlpipe audit: user %r uploaded the spec of DAG %s (%s)", user.get_name(), dag_id, digest)
         return {"dag_id": dag_id, "spec_hash": digest}
+
+    @app.get(f"{API}/audit/uploads", response_model=list[UploadAuditEntry], tags=["submission"])
+    def list_upload_audit(user: User, limit: Annotated[int, Query(ge=1, le=1000)] = 100):
+        """The audit trail of code and spec uploads, newest first (for whoever may deploy code)."""
+        from airflow_mlpipe.store.tables_audit import list_uploads
+
+        authorize_code_deployment(user)
+        return [{"At": pub._iso(r["at"]), "User": r["user"], "Kind": r["kind"], "Digest": r["digest"],
+                 "DagId": r["dag_id"], "Size": r["size"], "Client": r["client"]}
+                for r in list_uploads(_ws().store, limit)]
 
     from airflow_mlpipe.plugins.ui import register_ui
 

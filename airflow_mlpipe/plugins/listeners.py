@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from typing import Any
 
@@ -26,18 +27,61 @@ def _record(dag_run: Any, status: str, error: str | None = None) -> None:
         conf = getattr(dag_run, "conf", None) or {}
         run_id = (conf.get(CONF_KEY) or {}).get("run_id") or dag_run.run_id
         store = Workspace.from_config().store
-        if store.get_pipeline_run(run_id) is None:
+        row = store.get_pipeline_run(run_id)
+        if row is None:
             return
         fields: dict[str, Any] = {"status": status, "end_time": utcnow()}
-        if error:
+        if error and not row.get("error"):  # keep a step's own explanation (e.g. a spec mismatch)
             fields["error"] = error
         store.upsert_pipeline_run(run_id, **fields)
+        threading.Thread(target=_reconcile_safely, args=(store, run_id, dag_run.dag_id, dag_run.run_id, True),
+                         daemon=True).start()
         rows = store.list_step_runs(run_id)
         # the scheduler may still hold its own transaction on Airflow's DB (SQLite: one writer): write later
         threading.Thread(target=_note_reused_steps_safely, args=(dag_run.dag_id, dag_run.run_id, rows),
                          daemon=True).start()
     except Exception:  # noqa: BLE001 - a listener must never break the scheduler
         log.exception("airflow-mlpipe: could not record the end of DAG run %s", getattr(dag_run, "run_id", "?"))
+
+
+def _reconcile_safely(store: Any, pipeline_run_id: str, dag_id: str, airflow_run_id: str, run_ended: bool,
+                      only_task: str | None = None) -> None:
+    """End step-run rows left ``Running`` by tasks Airflow no longer runs (their process was killed, their
+    worker lost, their run failed) and remove their staging folders."""
+    try:
+        from airflow_mlpipe.runtime import liveness
+
+        states = liveness.orm_states(dag_id, airflow_run_id)
+        liveness.reconcile_step_runs(
+            store, pipeline_run_id,
+            lambda task_id: states.get(task_id, liveness.MISSING) if only_task in (None, task_id) else None,
+            run_ended=run_ended)
+    except Exception:  # noqa: BLE001 - a listener must never disturb the scheduler
+        log.exception("airflow-mlpipe: could not reconcile the step runs of %s", pipeline_run_id)
+
+
+def _task_failed(task_instance: Any) -> None:
+    """A task instance failed or awaits a retry, seen by whichever component handled it (scheduler, DAG
+    processor, task process): its step run, if still ``Running``, ends now."""
+    if not (os.environ.get("MLPIPE_WORKSPACE_HOME") or os.environ.get("MLPIPE_WORKSPACE_CONFIG")):
+        return
+    runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    if getattr(runner, "SUPERVISOR_COMMS", None) is not None:
+        return  # in the task process: the step recorded its own end (and Airflow's DB is not reachable here)
+    try:
+        from airflow_mlpipe.operators.base import CONF_KEY
+        from airflow_mlpipe.workspace import Workspace
+
+        dag_run = getattr(task_instance, "dag_run", None)
+        conf = getattr(dag_run, "conf", None) or {}
+        meta = conf.get(CONF_KEY) if isinstance(conf, dict) else None
+        run_id = (meta.get("run_id") if isinstance(meta, dict) else None) or task_instance.run_id
+        store = Workspace.from_config().store
+        threading.Thread(target=_reconcile_safely,
+                         args=(store, run_id, task_instance.dag_id, task_instance.run_id, False,
+                               task_instance.task_id), daemon=True).start()
+    except Exception:  # noqa: BLE001 - a listener must never break its host
+        log.exception("airflow-mlpipe: could not reconcile the step run of %s", task_instance)
 
 
 def _note_reused_steps_safely(dag_id: str, run_id: str, step_rows: list[dict[str, Any]]) -> None:
@@ -79,6 +123,10 @@ class PipelineRunListener:
     @hookimpl
     def on_dag_run_failed(self, dag_run: Any, msg: str) -> None:
         _record(dag_run, "Failed", msg or None)
+
+    @hookimpl
+    def on_task_instance_failed(self, previous_state: Any, task_instance: Any, error: Any) -> None:
+        _task_failed(task_instance)
 
 
 pipeline_run_listener = PipelineRunListener()

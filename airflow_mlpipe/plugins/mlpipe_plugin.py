@@ -25,10 +25,21 @@ class _LazyFastAPIApps:
         return _LazyFastAPIApps._apps
 
 
+def _unroutable_path_middleware(app: Any, prefix: str) -> Any:
+    """Imported lazily, like the API: only the api-server builds middlewares."""
+    from airflow_mlpipe.plugins.guard import UnroutablePathMiddleware
+
+    return UnroutablePathMiddleware(app, prefix=prefix)
+
+
 class MlpipePlugin(AirflowPlugin):
     name = "airflow_mlpipe"
     listeners = [pipeline_run_listener]
     fastapi_apps = _LazyFastAPIApps()
+    fastapi_root_middlewares = [
+        {"middleware": _unroutable_path_middleware, "args": [], "kwargs": {"prefix": URL_PREFIX},
+         "name": "airflow-mlpipe unroutable paths"},
+    ]
     external_views = [
         {"name": "ML Pipelines", "href": f"{URL_PREFIX}/ui", "destination": "nav", "category": "browse",
          "url_route": "mlpipe"},

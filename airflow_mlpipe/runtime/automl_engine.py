@@ -2,8 +2,8 @@
 
 ``python -m airflow_mlpipe.runtime.automl_engine JOB.json`` reads the training data (the step's tabular inputs,
 through ``Dataset.from_definition(...).to_pandas_dataframe()``), runs FLAML with the v1 settings mapped by
-:func:`flaml_settings`, and writes ``metrics.json`` and ``model.pkl`` into the staged outputs plus a summary
-for the parent (``runtime/automl_runner.py``), which records metrics and commits the outputs.
+:func:`flaml_settings`, and writes the metrics (JSON) and the model (a pickle) as the staged output files, plus a
+summary for the parent (``runtime/automl_runner.py``), which records metrics and commits the outputs.
 
 How v1 settings map onto FLAML (honest, and where it is an approximation it says so):
 
@@ -294,12 +294,13 @@ def train(job: dict[str, Any], workspace: Any, log=print) -> dict[str, Any]:
     t2 = time.perf_counter()
     model_bytes = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
     metrics_json = json.dumps(records, default=str)
-    for folder in job["outputs"].get("Model", []):
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        (Path(folder) / "model.pkl").write_bytes(model_bytes)
-    for folder in job["outputs"].get("Metrics", []):
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        (Path(folder) / "metrics.json").write_text(metrics_json)
+    # as in v1, each output IS the file (not a folder holding it): the step commits it in place
+    for path in job["outputs"].get("Model", []):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(model_bytes)
+    for path in job["outputs"].get("Metrics", []):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(metrics_json)
     write_s = time.perf_counter() - t2
     log(f"AutoML: best model {automl.best_estimator} (iteration {best_id}) {primary}={best_score:.6f} "
         f"after {len(records)} iteration(s) in {fit_s:.1f} s")

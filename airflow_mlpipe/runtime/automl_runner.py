@@ -8,14 +8,13 @@ Independent of Airflow, like ``step_runner.run_python_step``: the operator passe
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from airflow_mlpipe.runtime.step_env import step_environment
 from airflow_mlpipe.runtime.step_runner import (
-    _SECRET_ENV,
     StepExecution,
     StepFailed,
     StepResult,
@@ -29,7 +28,7 @@ from airflow_mlpipe.sdk.automl import DATA_ARGUMENTS
 
 
 def _training_outputs(ex: StepExecution, outputs: _Outputs) -> dict[str, list[str]]:
-    """Staged folder of every output, grouped by TrainingOutput type ("Metrics" / "Model")."""
+    """Staged path of every output (the engine writes one file there), grouped by TrainingOutput type."""
     paths = outputs.local_paths()
     grouped: dict[str, list[str]] = {"Metrics": [], "Model": []}
     for out in ex.step["outputs"]:
@@ -82,11 +81,7 @@ def _automl_body(ex: StepExecution, workdir: Path, upstream: dict[str, dict[str,
     job_file = workdir / "job.json"
     job["launched_at"] = time.time()
     job_file.write_text(json.dumps(job, default=str))
-    env = {k: v for k, v in os.environ.items() if not _SECRET_ENV.match(k)}
-    env["PYTHONUNBUFFERED"] = "1"
-    runconfig = step.get("runconfig") or {}
-    env.update({str(k): str(v) for k, v in
-                ((runconfig.get("environment") or {}).get("environment_variables") or {}).items()})
+    env = step_environment(step, ex.log, fixed={"PYTHONUNBUFFERED": "1"})
     settings = step["automl"]
     ex.log.info("Step %r: AutoML %s, primary metric %s, budget %s min, %s iteration(s) (engine: FLAML, in a "
                 "subprocess; debug log %s is this task log)", step["name"], settings["task"],

@@ -7,6 +7,8 @@ the pipeline parameters it uses. A hit is only trusted after the recorded output
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import socket
 import threading
@@ -18,7 +20,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from airflow_mlpipe.runtime.fingerprints import dataset_fingerprint, hash_json
+from airflow_mlpipe.runtime.fingerprints import dataset_fingerprint, hash_json, is_racy, stat_signature
 from airflow_mlpipe.runtime.processes import pid_alive
 from airflow_mlpipe.store.db import utcnow
 from airflow_mlpipe.store.tables_cache import cache_entries, cache_locks
@@ -28,6 +30,8 @@ KEY_VERSION = 1
 _NOT_IN_KEY = {"name", "task_id", "depends_on", "source_directory", "allow_reuse", "parameters", "hash_paths"}
 LOCK_HEARTBEAT_S = 5.0
 LOCK_STALE_S = 30.0
+#: how often a waiter asks Airflow whether the lock owner's task instance is still alive
+LOCK_CHECK_S = 2.0
 
 
 @dataclass
@@ -111,29 +115,63 @@ def compute_key(workspace: Any, step: dict[str, Any], source_manifest: dict[str,
 
 
 # ---------------------------------------------------------------------------------------------- entries
-def _verify_output(workspace: Any, out: dict[str, Any]) -> str | None:
-    """None when the recorded output is still there unchanged, else why not."""
+def _file_signatures(store: Any, root: str) -> dict[str, list[Any]] | None:
+    """``{relative path: signature}`` of an output's files (None when the output is gone). Local files: the
+    stat fields git and Bazel trust (size, mtime, ctime, inode, device); object stores: size, mtime and ETag."""
+    if store.is_local:
+        if not os.path.exists(root):
+            return None
+        if not os.path.isdir(root):
+            return {"": list(stat_signature(os.stat(root)))}
+        found: dict[str, list[Any]] = {}
+        for dirpath, _, files in os.walk(root):
+            for f in files:
+                path = os.path.join(dirpath, f)
+                found[os.path.relpath(path, root).replace(os.sep, "/")] = list(stat_signature(os.stat(path)))
+        return found
+    fs = store.fs
+    if not fs.exists(root):
+        return None
+    return {path[len(root):].lstrip("/"): [info.get("size"), _mtime_ns(info), None, None, None, _etag(info)]
+            for path, info in fs.find(root, detail=True).items()}
+
+
+def _stat_trusted(sig: list[Any], stamped_at_ns: int | None) -> bool:
+    """Whether an unchanged signature proves unchanged bytes: an ETag names the content itself; a timestamp
+    only when the file was last written comfortably before the signature was taken (not racily clean)."""
+    if len(sig) > 5 and sig[5]:
+        return True
+    return sig[1] is not None and not is_racy(sig[1], sig[2], stamped_at_ns)
+
+
+def _check_output(workspace: Any, out: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+    """(None, …) when the recorded output is still there unchanged, else (why not, None). The second item is a
+    fresher stat record to store when the content had to be hashed and the new signatures can be trusted."""
     from airflow_mlpipe.runtime.hashing import hash_tree
     from airflow_mlpipe.sdk.datastore import Datastore
 
     store = Datastore.get(workspace, out["datastore"])
-    fs = store.fs
     root = store.full_path(out["path"]).rstrip("/")
-    if not fs.exists(root):
-        return f"output {out['uri']} was deleted"
-    recorded = {rel: (size, mtime) for rel, size, mtime in out.get("manifest") or []}
-    found = {}
-    for path, info in fs.find(root, detail=True).items():
-        rel = path[len(root):].lstrip("/")
-        found[rel] = (info.get("size"), _mtime_ns(info))
+    checked_at = time.time_ns()  # before the stats: a change after this instant is never masked
+    found = _file_signatures(store, root)
+    if found is None:
+        return f"output {out['uri']} was deleted", None
+    manifest = out.get("manifest") or []
+    if isinstance(manifest, list):  # recorded before stat signatures: sizes only, then the content hash
+        manifest = {"at_ns": None, "files": manifest}
+    recorded = {row[0]: list(row[1:]) for row in manifest["files"]}
     if set(found) != set(recorded):
-        return f"output {out['uri']} has different files than when it was recorded"
+        return f"output {out['uri']} has different files than when it was recorded", None
     if any(found[r][0] != recorded[r][0] for r in found):
-        return f"output {out['uri']} has files of a different size than recorded"
-    if any(found[r][1] != recorded[r][1] for r in found):  # touched: trust only the content hash
-        if hash_tree(fs, root)[0] != out["content_hash"]:
-            return f"output {out['uri']} was modified after it was recorded"
-    return None
+        return f"output {out['uri']} has files of a different size than recorded", None
+    if all(found[r] == recorded[r] and _stat_trusted(found[r], manifest["at_ns"]) for r in found):
+        return None, None
+    # touched, or recorded within the timestamp granularity of its last write: trust only the content hash
+    if hash_tree(store.fs, root)[0] != out["content_hash"]:
+        return f"output {out['uri']} was modified after it was recorded", None
+    if all(_stat_trusted(sig, checked_at) for sig in found.values()):
+        return None, {"manifest": {"at_ns": checked_at, "files": sorted([rel, *sig] for rel, sig in found.items())}}
+    return None, None
 
 
 def _mtime_ns(info: dict[str, Any]) -> int | None:
@@ -145,15 +183,20 @@ def _mtime_ns(info: dict[str, Any]) -> int | None:
     return int(float(mtime) * 1e9)
 
 
-def output_manifest(workspace: Any, out: dict[str, Any]) -> list[list[Any]]:
+def _etag(info: dict[str, Any]) -> str | None:
+    etag = info.get("ETag") or info.get("etag") or info.get("md5") or info.get("content_md5")
+    return None if etag is None else str(etag)
+
+
+def output_stat(workspace: Any, out: dict[str, Any]) -> dict[str, Any]:
+    """What a cache hit's output is verified against: ``{"manifest": {"files": [[relative path, *signature]…],
+    "at_ns": wall clock just before the stats}}`` (the time is for the racily-clean rule)."""
     from airflow_mlpipe.sdk.datastore import Datastore
 
     store = Datastore.get(workspace, out["datastore"])
-    root = store.full_path(out["path"]).rstrip("/")
-    if not store.fs.exists(root):
-        return []
-    return sorted([path[len(root):].lstrip("/"), info.get("size"), _mtime_ns(info)]
-                  for path, info in store.fs.find(root, detail=True).items())
+    stamped_at = time.time_ns()
+    found = _file_signatures(store, store.full_path(out["path"]).rstrip("/")) or {}
+    return {"manifest": {"at_ns": stamped_at, "files": sorted([rel, *sig] for rel, sig in found.items())}}
 
 
 def lookup(workspace: Any, key: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -164,12 +207,19 @@ def lookup(workspace: Any, key: str) -> tuple[dict[str, Any] | None, str | None]
     if row is None:
         return None, None
     entry = dict(row)
-    for out in (entry.get("outputs") or {}).values():
-        problem = _verify_output(workspace, out)
+    refreshed: dict[str, Any] = {}
+    for name, out in (entry.get("outputs") or {}).items():
+        problem, fresh = _check_output(workspace, out)
         if problem:
             with store.begin() as conn:
                 conn.execute(delete(cache_entries).where(cache_entries.c.key == key))
             return None, f"cache entry evicted: {problem}"
+        if fresh:
+            refreshed[name] = {**out, **fresh}
+    if refreshed:  # verified by content: keep the trustworthy signatures so the next check is one stat again
+        entry["outputs"] = {**entry["outputs"], **refreshed}
+        with store.begin() as conn:
+            conn.execute(update(cache_entries).where(cache_entries.c.key == key).values(outputs=entry["outputs"]))
     return entry, None
 
 
@@ -182,7 +232,7 @@ def touch(workspace: Any, key: str) -> None:
 def record(workspace: Any, step: dict[str, Any], key: StepKey, outputs: dict[str, Any], step_run_id: str,
            pipeline_run_id: str) -> None:
     """Write the entry of a step that succeeded (never called for a failed or cancelled step)."""
-    stored = {name: {**out, "manifest": output_manifest(workspace, out)} for name, out in outputs.items()}
+    stored = {name: {**out, **output_stat(workspace, out)} for name, out in outputs.items()}
     values = {"key": key.key, "step_name": step["name"], "kind": step["kind"], "components": key.components,
               "outputs": stored, "step_run_id": step_run_id, "pipeline_run_id": pipeline_run_id,
               "created_at": utcnow(), "last_used_at": None, "hits": 0}
@@ -229,11 +279,41 @@ class SingleFlight:
     """At most one execution per key across runs, hosts and processes; waiters get the winner's entry."""
 
     def __init__(self, workspace: Any, key: str) -> None:
+        from airflow_mlpipe.runtime.liveness import current_task
+
         self.workspace = workspace
         self.key = key
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._task = current_task()  # the Airflow task instance we run for, if any
+        if self._task is not None:  # the owner names its task instance: liveness follows its Airflow state
+            self.owner = json.dumps({"id": self.owner, "task": self._task[0].to_dict()})
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._checked: dict[str, tuple[float, bool]] = {}  # owner -> (when, dead): Airflow asked at most every 2 s
+
+    def _owner_dead(self, row: dict[str, Any]) -> bool:
+        """The lock owner's task instance is over (Airflow's state), else its heartbeat stopped or its pid died.
+
+        A deferred or retrying owner is alive without any process; an earlier try of our own task instance is
+        dead (Airflow runs one try at a time). Without Airflow to ask, heartbeat and pid decide."""
+        from airflow_mlpipe.runtime.liveness import ALIVE_STATES, TaskRef
+
+        owner_task = None
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            owner_task = TaskRef.from_dict(json.loads(row["owner"]).get("task"))
+        if owner_task is not None and self._task is not None:
+            me, probe = self._task
+            if owner_task.same_task(me):
+                return True
+            when, dead = self._checked.get(row["owner"], (0.0, False))
+            if time.monotonic() - when < LOCK_CHECK_S:
+                return dead
+            state = probe(owner_task)
+            if state is not None:
+                self._checked[row["owner"]] = (time.monotonic(), state not in ALIVE_STATES)
+                return state not in ALIVE_STATES
+        return time.time() - row["heartbeat"] > LOCK_STALE_S or (
+            row["host"] == socket.gethostname() and not pid_alive(row["pid"]))
 
     def _try_take(self) -> bool:
         store = self.workspace.store
@@ -248,9 +328,7 @@ class SingleFlight:
             row = conn.execute(select(cache_locks).where(cache_locks.c.key == self.key)).mappings().first()
             if row is None:
                 return False
-            stale = time.time() - row["heartbeat"] > LOCK_STALE_S or (
-                row["host"] == socket.gethostname() and not pid_alive(row["pid"]))
-            if stale:
+            if self._owner_dead(dict(row)):
                 conn.execute(delete(cache_locks).where(cache_locks.c.key == self.key)
                              .where(cache_locks.c.owner == row["owner"]))
         return False

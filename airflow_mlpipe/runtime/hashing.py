@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import blake3
 
 CHUNK = 1 << 20
+
+
+def hash_file(path: str | os.PathLike[str]) -> str:
+    """blake3 hex digest of a local file's bytes."""
+    h = blake3.blake3()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def copy_hashed(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> str:
+    """Copy ``src`` to ``dest`` and return the blake3 hex digest of the bytes actually written.
+
+    A content-addressed store must name an object by what it holds, not by a hash taken earlier from a file
+    that may have changed since: hashing the copied bytes is the only check that cannot go stale.
+    """
+    h = blake3.blake3()
+    with open(src, "rb") as fin, open(dest, "wb") as fout:
+        while chunk := fin.read(CHUNK):
+            h.update(chunk)
+            fout.write(chunk)
+    return h.hexdigest()
 
 
 def hash_tree(fs: Any, root: str) -> tuple[str, int, int]:

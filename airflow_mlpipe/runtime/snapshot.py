@@ -16,6 +16,13 @@ from typing import Any
 
 import pathspec
 
+from airflow_mlpipe.exceptions import PipelineValidationError
+from airflow_mlpipe.paths import check_digest, relative_path, safe_join
+from airflow_mlpipe.runtime.hashing import copy_hashed, hash_file
+from airflow_mlpipe.spec import SNAPSHOT_PREFIX  # re-exported: its historical home
+
+__all__ = ["SNAPSHOT_PREFIX", "SnapshotStore", "git_info", "snapshot_files", "source_manifest"]
+
 ALWAYS_IGNORED = (".git", "__pycache__", ".mlpipe", ".azureml", ".venv", ".ipynb_checkpoints")
 
 
@@ -27,12 +34,24 @@ def _ignore_spec(folder: Path) -> pathspec.PathSpec | None:
     return None
 
 
-def snapshot_files(folder: str | Path) -> list[str]:
-    """Relative paths (sorted, '/'-separated) of the files a snapshot holds."""
+def snapshot_files(folder: str | Path, step: str | None = None) -> list[str]:
+    """Relative paths (sorted, '/'-separated) of the files a snapshot holds.
+
+    Symbolic links are followed, never silently dropped: a linked folder's files are in the snapshot under the
+    link's path and a linked file contributes its target's bytes (as if copied). A link that loops back to a
+    folder above it, a link whose target is missing and a folder that cannot be listed are rejected with a
+    PipelineValidationError naming the step and the path.
+    """
     folder = Path(folder)
+    where = f"Step {step!r}, argument 'source_directory'" if step else f"source_directory {str(folder)!r}"
+
+    def unreadable(err: OSError) -> None:
+        raise PipelineValidationError(f"{where}: cannot list folder {err.filename}: {err.strerror}") from err
+
     specs: dict[str, list[tuple[str, pathspec.PathSpec]]] = {}
+    chains: dict[str, tuple[str, ...]] = {}  # real paths of the folders walked down to each folder (loop guard)
     found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(folder):
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable, followlinks=True):
         rel_dir = os.path.relpath(dirpath, folder).replace(os.sep, "/")
         rel_dir = "" if rel_dir == "." else rel_dir + "/"
         parent = rel_dir.rstrip("/").rsplit("/", 1)[0] + "/" if "/" in rel_dir.rstrip("/") else ""
@@ -41,13 +60,27 @@ def snapshot_files(folder: str | Path) -> list[str]:
         if own is not None:
             active.append((rel_dir, own))
         specs[rel_dir] = active
+        chain = chains[rel_dir] = (chains[parent] if rel_dir else ()) + (os.path.realpath(dirpath),)
 
         def ignored(rel: str, active=active) -> bool:
             return any(spec.match_file(rel[len(base):]) for base, spec in active)
 
         dirnames[:] = [d for d in sorted(dirnames)
                        if d not in ALWAYS_IGNORED and not ignored(rel_dir + d + "/")]
-        found.extend(rel_dir + f for f in sorted(filenames) if not ignored(rel_dir + f))
+        for d in dirnames:
+            link = os.path.join(dirpath, d)
+            if os.path.islink(link) and os.path.realpath(link) in chain:
+                raise PipelineValidationError(
+                    f"{where}: symbolic link {rel_dir + d} in {folder} points back to its own ancestor folder "
+                    f"{os.path.realpath(link)} (a loop); remove the link or list it in .amlignore")
+        for f in sorted(filenames):
+            if ignored(rel_dir + f):
+                continue
+            if not os.path.exists(os.path.join(dirpath, f)):
+                raise PipelineValidationError(
+                    f"{where}: symbolic link {rel_dir + f} in {folder} points to a missing target "
+                    f"{os.path.realpath(os.path.join(dirpath, f))}; fix or remove it, or list it in .amlignore")
+            found.append(rel_dir + f)
     return sorted(found)
 
 
@@ -87,8 +120,10 @@ def git_info(folder: str | Path) -> dict[str, Any] | None:
     return info
 
 
-#: ``source_directory`` of a step whose snapshot was uploaded to the server (remote submission)
-SNAPSHOT_PREFIX = "mlpipe-snapshot:"
+
+
+class SnapshotIntegrityError(RuntimeError):
+    """Bytes that differ from the content hash naming them: refused, never run or served."""
 
 
 class SnapshotStore:
@@ -125,30 +160,86 @@ class SnapshotStore:
 
     def save(self, folder: str | Path, manifest: dict[str, str], step_run_id: str,
              git: dict[str, Any] | None) -> Path:
-        """Store new file contents and the run's manifest; returns the manifest path."""
+        """Store new file contents and the run's manifest; returns the manifest path.
+
+        Each local file is read here and its bytes hashed: an object is only written under the hash of the bytes
+        actually copied, and a file that no longer matches its manifest digest (changed after it was hashed for
+        the cache key) fails the step rather than run other code than the key and the snapshot name."""
         folder = Path(folder)
         for rel, digest in manifest.items() if not str(folder).startswith(SNAPSHOT_PREFIX) else ():
             obj = self._object(digest)
-            if not obj.exists():
-                obj.parent.mkdir(parents=True, exist_ok=True)
-                tmp = obj.with_suffix(f".tmp{os.getpid()}")
-                shutil.copy2(folder / rel, tmp)
-                os.replace(tmp, obj)
+            self._store_file(folder / rel, obj, digest, rel)
         runs = self.root / "runs"
         runs.mkdir(parents=True, exist_ok=True)
         path = runs / f"{step_run_id}.json"
         path.write_text(json.dumps({"source_directory": str(folder), "files": manifest, "git": git}, indent=1))
         return path
 
+    def _store_file(self, src: Path, obj: Path, digest: str, rel: str) -> None:
+        """Write ``src`` as object ``obj`` (or check it against an existing one) by the hash of its bytes now."""
+        if obj.exists():  # verified when it was written: only the local file can disagree
+            actual = hash_file(src)
+        else:
+            obj.parent.mkdir(parents=True, exist_ok=True)
+            tmp = obj.with_suffix(f".tmp{os.getpid()}")
+            actual = copy_hashed(src, tmp)
+            if actual == digest:
+                shutil.copystat(src, tmp)
+                os.replace(tmp, obj)
+            else:
+                tmp.unlink()
+        if actual != digest:
+            raise SnapshotIntegrityError(
+                f"source file {rel} ({src}) changed after it was hashed for the cache key (expected blake3 "
+                f"{digest}, it now holds {actual}); nothing ran with it: run the step again")
+
+    def _copy_verified(self, digest: str, dest: Path) -> None:
+        """Copy object ``digest`` to ``dest``, serving it only if its bytes still hash to ``digest``; a corrupt
+        object is moved aside (kept for inspection, never served again) and the copy refused."""
+        obj = self._object(digest)
+        if copy_hashed(obj, dest) != digest:
+            dest.unlink()
+            os.replace(obj, obj.with_name(f"{obj.name}.corrupt"))
+            raise SnapshotIntegrityError(f"snapshot object {obj} does not hold the bytes its digest names; it was "
+                                         "moved aside: run the step again to store it afresh")
+        shutil.copystat(obj, dest)
+
     def materialize(self, manifest: dict[str, str], target: str | Path) -> None:
         """The working copy a step runs in: copies of the stored objects (never links: a script that rewrites a
-        file in its working folder must not change the stored snapshot)."""
+        file in its working folder must not change the stored snapshot). Every entry is path-checked first."""
         target = Path(target)
+        check_manifest(manifest, "snapshot manifest")
         target.mkdir(parents=True, exist_ok=True)
         for rel, digest in manifest.items():
-            dest = target / rel
+            dest = safe_join(target, rel, f"snapshot manifest entry {rel!r}")
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(self._object(digest), dest)
+            self._copy_verified(digest, dest)
+
+
+def check_manifest(files: Any, where: str) -> dict[str, str]:
+    """A manifest ``{relative path: blake3 digest}`` whose every path stays inside the snapshot."""
+    if not isinstance(files, dict):
+        raise PipelineValidationError(f"{where}: 'files' must be an object of relative path -> digest")
+    for rel, digest in files.items():
+        relative_path(rel, f"{where}: files entry")
+        check_digest(digest, f"{where}: files[{rel!r}]")
+    return files
+
+
+def read_uploaded_manifest(home: str | Path, source: str, where: str) -> dict[str, Any]:
+    """The uploaded snapshot document ``mlpipe-snapshot:<digest>`` names, checked (a 400 in the API)."""
+    digest = check_digest(source[len(SNAPSHOT_PREFIX):], f"{where}: source_directory")
+    store = SnapshotStore(home)
+    if not store.has(digest):
+        raise PipelineValidationError(f"{where}: source snapshot {source!r} was not uploaded")
+    try:
+        doc = store.read_json(digest)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PipelineValidationError(f"{where}: source snapshot {source!r} is not a snapshot manifest") from exc
+    if not isinstance(doc, dict):
+        raise PipelineValidationError(f"{where}: source snapshot {source!r} is not a snapshot manifest")
+    check_manifest(doc.get("files"), f"{where}: source snapshot {source!r}")
+    return doc
 
 
 def source_manifest(workspace: Any, step: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any] | None]:
@@ -158,8 +249,8 @@ def source_manifest(workspace: Any, step: dict[str, Any]) -> tuple[dict[str, str
     if not source:  # e.g. an AutoMLStep: no code of its own
         return {}, None
     if source.startswith(SNAPSHOT_PREFIX):
-        doc = SnapshotStore(workspace.home).read_json(source[len(SNAPSHOT_PREFIX):])
+        doc = read_uploaded_manifest(workspace.home, source, f"step {step.get('name')!r}")
         return doc["files"], doc.get("git")
     from airflow_mlpipe.runtime.fingerprints import tree_manifest
 
-    return tree_manifest(workspace.store, source, step.get("hash_paths")), None
+    return tree_manifest(workspace.store, source, step.get("hash_paths"), step.get("name")), None

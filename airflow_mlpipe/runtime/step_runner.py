@@ -11,7 +11,6 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,15 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airflow_mlpipe.paths import relative_path, safe_join
 from airflow_mlpipe.runtime import contract as c
 from airflow_mlpipe.runtime.hashing import hash_tree
+from airflow_mlpipe.runtime.run_spec import pin_run_spec
+from airflow_mlpipe.runtime.step_env import step_environment
 from airflow_mlpipe.sdk.parameters import coerce_parameter, env_name
 from airflow_mlpipe.store.db import utcnow
 from airflow_mlpipe.workspace import Workspace
 
 COMPAT_PATH = str(Path(__file__).resolve().parents[1] / "compat")
 OUTPUT_FORMAT_BY_KIND = {"parquet": "parquet", "delimited": "delimited"}
-_SECRET_ENV = re.compile(r"^AIRFLOW__.*(SECRET|KEY|CONN|PASSWORD|TOKEN)", re.IGNORECASE)
 
 
 class StepFailed(RuntimeError):
@@ -50,6 +51,8 @@ class StepExecution:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("airflow_mlpipe.step"))
     try_number: int = 1
     regenerate_outputs: bool = False
+    #: the spec hash the submission pinned this run to (``conf``), if any; see :mod:`runtime.run_spec`
+    submitted_spec_hash: str | None = None
 
     @property
     def step_run_id(self) -> str:
@@ -75,7 +78,35 @@ def output_location(ex: StepExecution, out: dict[str, Any]) -> dict[str, str]:
                .replace("{output-name}", out["name"]).strip("/"))
     else:
         rel = f"azureml/{path_segment(ex.pipeline_run_id)}/{ex.step['task_id']}/{out['name']}"
+    # the step replaces whatever is at this path on commit: it must stay inside the datastore
+    rel = relative_path(rel, f"Step {ex.step['name']!r}, output {out['name']!r}: destination_path")
     return {"datastore": datastore, "path": rel}
+
+
+#: staging folders of local outputs are ``<output><PARTIAL_MARK><owner>-t<try>-<random>``, beside the output
+PARTIAL_MARK = ".partial-"
+
+
+def _partial_owner(ex: StepExecution) -> str:
+    """A short token of the step run: all tries of one step run share it, other step runs differ."""
+    import hashlib
+
+    return hashlib.sha1(ex.step_run_id.encode()).hexdigest()[:10]
+
+
+def remove_stale_partials(final: str, owner: str) -> list[str]:
+    """Remove staging folders left beside ``final`` by earlier tries of this step run (killed before they could
+    clean up): Airflow runs one try of a task at a time, so while this try runs they are dead. Staging folders
+    of other step runs (a shared ``destination_path``) are left to their owners' reconciliation."""
+    parent, name = os.path.split(final)
+    prefix = f"{name}{PARTIAL_MARK}{owner}-"
+    try:
+        stale = [os.path.join(parent, n) for n in os.listdir(parent) if n.startswith(prefix)]
+    except OSError:
+        return []
+    for path in stale:
+        _Outputs.discard_one(path)
+    return stale
 
 
 class _Outputs:
@@ -92,11 +123,15 @@ class _Outputs:
             final = store.full_path(loc["path"])
             # only the parent exists: a v1 script may write one file at the output path, or make a folder there
             if store.is_local:
-                staging = f"{final}.partial-{uuid.uuid4().hex[:8]}"
+                remove_stale_partials(final, _partial_owner(ex))
+                staging = f"{final}{PARTIAL_MARK}{_partial_owner(ex)}-t{ex.try_number}-{uuid.uuid4().hex[:6]}"
             else:
                 staging = str(workdir / "outputs" / out["name"])
             Path(staging).parent.mkdir(parents=True, exist_ok=True)
             self.items.append({"spec": out, "loc": loc, "store": store, "final": final, "staging": staging})
+        partials = [i["staging"] for i in self.items if PARTIAL_MARK in i["staging"]]
+        if partials:  # so that whoever finds this step run dead can remove them (see runtime.liveness)
+            ex.workspace.store.merge_step_run_details(ex.step_run_id, staging=partials)
 
     def local_paths(self) -> dict[str, str]:
         return {i["spec"]["name"]: i["staging"] for i in self.items}
@@ -259,10 +294,7 @@ class _Inputs:
 
 def _script_env(ex: StepExecution, inputs: _Inputs, outputs: _Outputs, context_file: Path,
                 metrics_file: Path, snapshot: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not _SECRET_ENV.match(k)}
-    runconfig = ex.step.get("runconfig") or {}
-    env.update({str(k): str(v) for k, v in
-                ((runconfig.get("environment") or {}).get("environment_variables") or {}).items()})
+    env = step_environment(ex.step, ex.log)
     pythonpath = [COMPAT_PATH, str(snapshot)]
     if env.get("PYTHONPATH"):
         pythonpath.append(env["PYTHONPATH"])
@@ -318,10 +350,15 @@ def _token_value(ex: StepExecution, token: dict[str, Any], inputs: _Inputs, outp
 
 def _run_script(ex: StepExecution, argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, list[str]]:
     """Run the script, streaming its output line by line into the task log; returns (exit code, last lines)."""
+    from airflow_mlpipe.runtime import processes
+
     tail: deque[str] = deque(maxlen=40)
     timeout = (ex.step.get("runconfig") or {}).get("max_run_duration_seconds")
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, bufsize=1, start_new_session=True)
+    if env.get(c.ENV_RUN_ID):  # an earlier try of this step run was killed: its script's children may live on
+        leftovers = processes.kill_leftovers(c.ENV_RUN_ID, env[c.ENV_RUN_ID])
+        if leftovers:
+            ex.log.warning("killed %d process(es) left behind by an earlier try of this step", leftovers)
+    proc = processes.launch(argv, cwd, env)  # own process group, dies with this process
     start = time.monotonic()
     assert proc.stdout is not None
     try:
@@ -330,14 +367,16 @@ def _run_script(ex: StepExecution, argv: list[str], env: dict[str, str], cwd: Pa
             tail.append(line)
             ex.log.info("%s", line)
             if timeout and time.monotonic() - start > timeout:
-                proc.kill()
+                processes.kill_group(proc, grace=0)
                 tail.append(f"killed: the step ran longer than max_run_duration_seconds={timeout}")
                 break
         code = proc.wait()
     except BaseException:
-        proc.kill()
+        processes.kill_group(proc, grace=0)
         proc.wait()
         raise
+    finally:
+        processes.finished(proc)
     return code, list(tail)
 
 
@@ -433,6 +472,11 @@ def execute_step(ex: StepExecution, body: StepBody) -> StepResult:
     store.upsert_step_run(ex.step_run_id, pipeline_run_id=ex.pipeline_run_id, step_name=step["name"],
                           task_id=step["task_id"], kind=step["kind"], status="Running", start_time=started,
                           end_time=None, error=None, try_number=ex.try_number, reused_run_id=None)
+    try:
+        pin_run_spec(store, ex.pipeline_run_id, ex.dag_id, ex.pipeline, ex.submitted_spec_hash)
+    except Exception as exc:
+        store.upsert_step_run(ex.step_run_id, status="Failed", end_time=utcnow(), error=str(exc)[:4000])
+        raise
     flight: cache.SingleFlight | None = None
     work = StepWork()
     workdir = Path(tempfile.mkdtemp(prefix=f"mlpipe-{step['task_id']}-"))
@@ -502,7 +546,12 @@ def _python_body(ex: StepExecution, workdir: Path, upstream: dict[str, dict[str,
         "input_datasets": inputs.context, "output_datasets": outputs.local_paths(),
         "parameters": {k: ex.parameter_values[k] for k in step.get("parameters", [])},
     }, default=str))
-    argv = [sys.executable, step["script_name"]] + [_token_value(ex, t, inputs, outputs) for t in step["arguments"]]
+    script = relative_path(step["script_name"], f"Step {step['name']!r}: script_name")
+    if script not in manifest:
+        raise StepFailed(f"Step {step['name']!r}: script_name {script!r} is not in its source snapshot "
+                         f"({step['source_directory']})")
+    safe_join(snapshot, script, f"Step {step['name']!r}: script_name")
+    argv = [sys.executable, script] + [_token_value(ex, t, inputs, outputs) for t in step["arguments"]]
     env = _script_env(ex, inputs, outputs, context_file, metrics_file, snapshot)
     ex.log.info("Step %r: running %s in a snapshot of %s", step["name"], " ".join(argv[1:]),
                 step["source_directory"])

@@ -235,6 +235,11 @@ class AutoMLConfig:
         for key in _ACCEPTED_NO_EFFECT:
             if given[key] != defaults[key]:
                 self.no_effect[key] = repr(given[key])
+                if key not in ("spark_context", "enable_tf", "enable_dnn"):  # these are rejected below
+                    from airflow_mlpipe.sdk.no_effect import warn_no_effect
+
+                    warn_no_effect("AutoMLConfig", key, "the AutoML engine (FLAML) does not use it; the value is "
+                                                        "only recorded in the step's spec and task log")
         if enable_tf or enable_dnn:
             raise ConfigException("AutoMLConfig: enable_tf / enable_dnn (deep-learning models) are not supported "
                                   "by airflow-mlpipe's AutoML engine (FLAML)")

@@ -11,6 +11,7 @@ import hashlib
 from typing import Any
 
 from airflow_mlpipe.exceptions import UserErrorException
+from airflow_mlpipe.sdk.no_effect import warn_no_effect
 
 SUPPORTED_DATAREF_MODES = ("mount", "download", "upload")
 _ROOT_PATHS = (None, "", "/", ".", "./")
@@ -22,6 +23,16 @@ def _check_mode(mode: Any, what: str = "DataReference") -> str:
             f"{what}: invalid mode {mode!r}; supported modes are {', '.join(SUPPORTED_DATAREF_MODES)}"
         )
     return mode.lower()
+
+
+def _warn_compute_binding(owner: str, path_on_compute: str | None, overwrite: bool) -> None:
+    """v1 places/overwrites data on the compute; here a step reads its inputs where the runner puts them."""
+    from airflow_mlpipe.sdk.pipeline_data import INPUT_OVERWRITE_INSTEAD, INPUT_PATH_INSTEAD
+
+    if path_on_compute is not None:
+        warn_no_effect(owner, "path_on_compute", INPUT_PATH_INSTEAD)
+    if overwrite:
+        warn_no_effect(owner, "overwrite", INPUT_OVERWRITE_INSTEAD)
 
 
 def _datastore_name(datastore: Any) -> str | None:
@@ -45,6 +56,7 @@ class DataReference:
                  path_on_datastore: str | None = None, mode: str = "mount", path_on_compute: str | None = None,
                  overwrite: bool = False) -> None:
         self.mode = _check_mode(mode)
+        _warn_compute_binding("DataReference", path_on_compute, bool(overwrite))
         self.datastore = datastore
         self.path_on_datastore = path_on_datastore
         self.path_on_compute = path_on_compute
@@ -165,6 +177,7 @@ class DataPathComputeBinding:
 
     def __init__(self, mode: str = "mount", path_on_compute: str | None = None, overwrite: bool = False) -> None:
         self.mode = _check_mode(mode, "DataPathComputeBinding")
+        _warn_compute_binding("DataPathComputeBinding", path_on_compute, bool(overwrite))
         self.path_on_compute = path_on_compute
         self.overwrite = bool(overwrite)
 

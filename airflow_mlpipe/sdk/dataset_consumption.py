@@ -78,6 +78,11 @@ class DatasetConsumptionConfig:
                 f"A TabularDataset can only be consumed in direct mode (as_named_input), not {mode!r}; "
                 "use a FileDataset to mount or download files"
             )
+        if path_on_compute is not None:
+            from airflow_mlpipe.sdk.no_effect import warn_no_effect
+            from airflow_mlpipe.sdk.pipeline_data import INPUT_PATH_INSTEAD
+
+            warn_no_effect("DatasetConsumptionConfig", "path_on_compute", INPUT_PATH_INSTEAD)
         self.dataset = dataset
         self.mode = mode
         self.path_on_compute = path_on_compute

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from airflow_mlpipe.exceptions import UserErrorException
 from airflow_mlpipe.sdk.data_reference import DataReference
@@ -32,7 +32,15 @@ _KIND_BY_PROTOCOL = {
     "abfs": "AzureBlob", "abfss": "AzureBlob", "az": "AzureBlob", "adl": "AzureDataLake", "dbfs": "DBFS",
     "azfile": "AzureFile", "hdfs": "Hdfs", "sftp": "SFTP", "ftp": "FTP",
 }
-_SECRET_QUERY_KEYS = {"sig", "accountkey", "account_key", "sas_token", "password", "secret", "token"}
+#: parts of a query parameter or option name that carry a credential (compared without case and separators)
+_SECRET_NAME_PARTS = ("password", "passwd", "passphrase", "secret", "token", "signature", "credential",
+                      "accesskey", "sharedaccess", "connectionstring", "connstr")
+#: whole words of such a name (``sig`` of a SAS, ``pwd`` of a connection string)
+_SECRET_NAME_WORDS = frozenset({"sig", "pwd", "sas"})
+#: option values that name an anonymous / ambient auth mode rather than carry a secret (gcsfs ``token``)
+_AUTH_MODES = frozenset({"", "anon", "google_default", "cloud", "browser", "none"})
+_CONN_HINT = ("put it in an Airflow Connection and pass its id as conn_id=... (secrets never go into the "
+              "workspace store, specs or logs)")
 _CHUNK = 1 << 20
 
 
@@ -44,20 +52,65 @@ def _check_name(name: Any) -> str:
     return name
 
 
-def _normalize_url(url: str) -> str:
+def _secret_name(name: str) -> bool:
+    """True for a query parameter / option name that carries a credential (``X-Amz-Signature``, ``sig``,
+    ``AccountKey``, ``aws_secret_access_key``, ``sas_token``, ``pwd`` ...), whatever its case or separators."""
+    words = [w for w in re.split(r"[^a-z0-9]+", name.lower()) if w]
+    joined = "".join(words)
+    return (joined.endswith("key") or any(part in joined for part in _SECRET_NAME_PARTS)
+            or bool(_SECRET_NAME_WORDS.intersection(words)))
+
+
+def _url_secret(url: str) -> str | None:
+    """What in ``url`` carries a credential (a description naming the key, never its value), or None."""
+    parts = urlsplit(url) if "://" in url else None
+    if parts is not None and parts.password:
+        return "a password in its user info (user:password@host)"
+    path = parts.path if parts is not None else url
+    pairs = [p for p in path.split(";")[1:] if "=" in p]  # connection-string / matrix style ``;AccountKey=…``
+    if parts is not None:
+        pairs += [p for p in re.split(r"[&;]", f"{parts.query}&{parts.fragment}") if p]
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        name = unquote_plus(name).strip()
+        if value and _secret_name(name):
+            return f"query parameter {name!r}"
+    return None
+
+
+def _normalize_url(url: str, owner: str = "Datastore url") -> str:
     """Plain local paths become ``file://`` URLs; URLs carrying credentials are refused."""
     if not isinstance(url, str) or not url:
-        raise UserErrorException(f"Datastore url must be a non-empty string, got {url!r}")
+        raise UserErrorException(f"{owner}: the url must be a non-empty string, got {url!r}")
+    found = _url_secret(url)
+    if found:
+        raise UserErrorException(f"{owner}: the url must not carry credentials, but has {found}; {_CONN_HINT}")
     if "://" not in url:
         return Path(url).expanduser().resolve().as_uri()
-    parts = urlsplit(url)
-    query_keys = {k.lower() for k in parse_qs(parts.query)}
-    if parts.password or query_keys & _SECRET_QUERY_KEYS:
-        raise UserErrorException(
-            "Datastore urls must not carry credentials: put them in an Airflow connection and pass its id as "
-            "conn_id (secrets never go into the workspace store, specs or logs)"
-        )
     return url
+
+
+def _option_secrets(value: Any, path: str = "") -> list[str]:
+    """Key paths (``client_kwargs.aws_secret_access_key``) of credentials anywhere in nested storage options."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if _secret_name(str(key)) and not _auth_mode(item):
+                found.append(where)
+            else:
+                found += _option_secrets(item, where)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found += _option_secrets(item, f"{path}[{i}]")
+    elif isinstance(value, str) and "://" in value and _url_secret(value):
+        found.append(f"{path} ({_url_secret(value)})")
+    return found
+
+
+def _auth_mode(value: Any) -> bool:
+    """An option value that selects an auth mode (``token="anon"``, ``anon=True``) instead of holding a secret."""
+    return value is None or isinstance(value, bool) or (isinstance(value, str) and value.lower() in _AUTH_MODES)
 
 
 def _protocol(url: str) -> str:
@@ -132,7 +185,7 @@ def _record(workspace: Any, name: str | None) -> dict[str, Any]:
         entry = config[key]
         if not entry.get("url"):
             raise UserErrorException(f"Workspace config datastore {name!r} has no 'url'")
-        url = _normalize_url(entry["url"])
+        url = _normalize_url(entry["url"], f"Workspace config datastore {name!r}")
         kind = entry.get("kind") or BUILTINS.get(key) or _KIND_BY_PROTOCOL.get(_protocol(url), _protocol(url))
         return {"name": entry["name"], "url": url, "conn_id": entry.get("conn_id"), "kind": kind,
                 "options": dict(entry.get("options") or {}), "origin": "config"}
@@ -194,18 +247,21 @@ class Datastore:
         ``storage_options`` are non-secret filesystem options (e.g. an endpoint URL) kept in the store.
         """
         _check_name(datastore_name)
-        url = _normalize_url(url)
+        url = _normalize_url(url, f"Datastore {datastore_name!r}")
         protocol = _protocol(url)
         import fsspec
 
         if protocol not in fsspec.available_protocols() and protocol != "azfile":
             raise UserErrorException(f"Datastore {datastore_name!r}: fsspec knows no protocol {protocol!r} ({url})")
-        for key in storage_options or {}:
-            if any(word in key.lower() for word in ("key", "secret", "password", "token", "sas", "credential")):
-                raise UserErrorException(
-                    f"Datastore {datastore_name!r}: storage option {key!r} looks like a credential; put it in an "
-                    "Airflow connection and pass conn_id"
-                )
+        if storage_options is not None and not isinstance(storage_options, dict):
+            raise UserErrorException(f"Datastore {datastore_name!r}: storage_options must be a dict, got "
+                                     f"{type(storage_options).__name__}")
+        found = _option_secrets(storage_options or {})
+        if found:
+            raise UserErrorException(
+                f"Datastore {datastore_name!r}: storage option(s) {', '.join(repr(f) for f in found)} look like "
+                f"credentials; {_CONN_HINT}"
+            )
         kind = kind or _KIND_BY_PROTOCOL.get(protocol, protocol.upper())
         options: dict[str, Any] = {"display_name": datastore_name}
         if storage_options:

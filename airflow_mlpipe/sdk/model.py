@@ -150,6 +150,11 @@ class Model:
         if not isinstance(model_name, str) or not _NAME.match(model_name):
             raise UserErrorException(f"Model.register: model_name must be 1-255 letters, digits, '-', '_' or '.', "
                                      f"starting with a letter or digit; got {model_name!r}")
+        if not isinstance(model_path, str | os.PathLike):
+            hint = (" (a step output: download it first, e.g. port.download('.'), then pass "
+                    "port._path_on_datastore)" if hasattr(model_path, "path_on_datastore") else "")
+            raise UserErrorException(f"Model.register: model_path must be a local file or folder path, got "
+                                     f"{type(model_path).__name__}{hint}")
         src = Path(os.fspath(model_path)).expanduser()
         if not src.exists():
             raise UserErrorException(f"Model.register: model_path {str(src)!r} does not exist")

@@ -41,6 +41,7 @@ class PipelineParameter:
         self.name = name
         self.default_value = default_value
         self.param_type = param_type_of(default_value)
+        _checked(f"PipelineParameter {name!r}: default_value", self.param_type, default_value)
 
     def __str__(self) -> str:
         return f"PipelineParameter_Name:{self.name}_Default:{self.default_value}"
@@ -67,6 +68,7 @@ def coerce_parameter(step: str | None, name: str, ptype: str, value: Any) -> Any
     where = f"Pipeline parameter {name!r}" + (f" (step {step!r})" if step else "")
     if ptype in ("dataset", "datapath"):
         return value
+    value = _checked(where, ptype, value)
     if ptype == "bool":
         if isinstance(value, bool):
             return value
@@ -95,6 +97,30 @@ def coerce_parameter(step: str | None, name: str, ptype: str, value: Any) -> Any
     raise UserErrorException(
         f"{where} expects a value of type {PARAM_TYPES.get(ptype, ptype)}, got {value!r} ({type(value).__name__})"
     )
+
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _checked(where: str, ptype: str, value: Any) -> Any:
+    """The range rules every consumer relies on: ints fit in 64 bits (Airflow's Params, PostgreSQL, JSON
+    consumers), floats are finite (JSON has no NaN/Infinity; ``float("nan")`` parses but means nothing)."""
+    import math
+
+    number: Any = value
+    if ptype == "int" and isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
+        number = int(value)
+    if ptype == "float" and isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+    if ptype == "int" and isinstance(number, int) and not isinstance(number, bool):
+        if not INT64[0] <= number <= INT64[1]:
+            raise UserErrorException(f"{where} expects a 64-bit integer, got {value!r} (out of range)")
+    if ptype == "float" and isinstance(number, float) and not math.isfinite(number):
+        raise UserErrorException(f"{where} expects a finite number, got {value!r}")
+    return value
 
 
 def check_unique_parameters(params: list[PipelineParameter]) -> dict[str, PipelineParameter]:

@@ -12,10 +12,23 @@ import re
 from typing import Any
 
 from airflow_mlpipe.exceptions import PipelineValidationError
+from airflow_mlpipe.sdk.no_effect import warn_no_effect
 
 _WORD = re.compile(r"^\w+$")
 OUTPUT_MODES = ("mount", "upload")
 INPUT_MODES = ("mount", "download", "direct")
+
+
+#: what happens instead of the v1 arguments that place or overwrite data on the compute
+INPUT_PATH_INSTEAD = ("the input is placed in the step's working folder (or read in place from a local datastore); "
+                      "the script gets its path through its arguments and $AZUREML_DATAREFERENCE_<name>")
+INPUT_OVERWRITE_INSTEAD = "each step run gets a fresh working folder, so there is never anything to overwrite"
+READ_OPTION_INSTEAD = {
+    "partition_format": "no partition columns are added; only the columns in the files are read",
+    "set_column_types": "column types are inferred from the files",
+    "quoted_line_breaks": "a line break always ends a row",
+    "path_glob": "every file of the output is read",
+}
 
 
 def _check_word(what: str, value: str) -> str:
@@ -124,6 +137,7 @@ class PipelineData(_Output):
         super().__init__(name, datastore, output_name, pipeline_output_name)
         if output_mode not in OUTPUT_MODES:
             raise ValueError(f"Invalid output mode {output_mode!r} for PipelineData {name!r}: use 'mount' or 'upload'")
+        _warn_pipeline_data_arguments(output_path_on_compute, output_overwrite, data_type, is_directory)
         self.output_mode = output_mode
         self.output_path_on_compute = output_path_on_compute
         self.output_overwrite = output_overwrite
@@ -151,11 +165,13 @@ class PipelineData(_Output):
         mode = mode or "mount"
         if mode not in ("mount", "download"):
             raise ValueError(f"PipelineData {self._name!r}: input mode must be 'mount' or 'download', got {mode!r}")
+        if overwrite is not None:
+            warn_no_effect("PipelineData input binding", "overwrite", INPUT_OVERWRITE_INSTEAD)
         return InputPortBinding(input_name or self._name, self, mode, path_on_compute)
 
     def as_download(self, input_name: str | None = None, path_on_compute: str | None = None,
                     overwrite: bool | None = None) -> InputPortBinding:
-        return self.create_input_binding(input_name, "download", path_on_compute)
+        return self.create_input_binding(input_name, "download", path_on_compute, overwrite)
 
     def as_mount(self, input_name: str | None = None) -> InputPortBinding:
         return self.create_input_binding(input_name, "mount")
@@ -173,6 +189,8 @@ class InputPortBinding:
     def __init__(self, name: str, bind_object: _Output, bind_mode: str = "mount",
                  path_on_compute: str | None = None, read: dict | None = None) -> None:
         self.name = _check_word("input name", name)
+        if path_on_compute is not None:
+            warn_no_effect("PipelineData input binding", "path_on_compute", INPUT_PATH_INSTEAD)
         self.bind_object = bind_object
         self.bind_mode = bind_mode
         self.path_on_compute = path_on_compute
@@ -220,9 +238,11 @@ class PipelineOutputFileDataset:
         return self._clone(_input_name=_check_word("input name", name))
 
     def as_download(self, path_on_compute: str | None = None) -> PipelineOutputFileDataset:
+        _warn_dataset_path(path_on_compute)
         return self._clone(_mode="download", _path_on_compute=path_on_compute)
 
     def as_mount(self, path_on_compute: str | None = None) -> PipelineOutputFileDataset:
+        _warn_dataset_path(path_on_compute)
         return self._clone(_mode="mount", _path_on_compute=path_on_compute)
 
     def as_direct(self) -> PipelineOutputFileDataset:
@@ -236,6 +256,8 @@ class PipelineOutputFileDataset:
     def parse_parquet_files(self, include_path: bool = False, partition_format: str | None = None,
                             file_extension: str = ".parquet", set_column_types: dict | None = None
                             ) -> PipelineOutputTabularDataset:
+        _warn_read_options("parse_parquet_files", partition_format=partition_format,
+                           set_column_types=set_column_types)
         self._data._format = "parquet"
         return self._parse("parquet", {"include_path": include_path, "file_extension": file_extension})
 
@@ -243,6 +265,8 @@ class PipelineOutputFileDataset:
                               partition_format: str | None = None, file_extension: str = "",
                               set_column_types: dict | None = None, quoted_line_breaks: bool = False
                               ) -> PipelineOutputTabularDataset:
+        _warn_read_options("parse_delimited_files", partition_format=partition_format,
+                           set_column_types=set_column_types, quoted_line_breaks=quoted_line_breaks or None)
         self._data._format = "delimited"
         return self._parse("delimited", {"include_path": include_path, "separator": separator,
                                          "header": bool(header), "file_extension": file_extension})
@@ -288,6 +312,34 @@ def _as_list(columns: list[str] | str) -> list[str]:
     return [columns] if isinstance(columns, str) else list(columns)
 
 
+def _warn_pipeline_data_arguments(output_path_on_compute: str | None, output_overwrite: bool | None,
+                                  data_type: str | None, is_directory: bool | None) -> None:
+    owner = "PipelineData"
+    if output_path_on_compute is not None:
+        warn_no_effect(owner, "output_path_on_compute", "the step writes to a staging folder whose path it gets "
+                                                        "through its arguments and $AZUREML_DATAREFERENCE_<name>")
+    if output_overwrite is not None:
+        warn_no_effect(owner, "output_overwrite", "each step run writes a fresh folder, which replaces only an "
+                                                  "earlier try of the same step run")
+    if data_type is not None:
+        warn_no_effect(owner, "data_type", "the output is plain files; consumers choose how to read them "
+                                           "(as_dataset(), parse_parquet_files(), ...)")
+    if is_directory is not None:
+        warn_no_effect(owner, "is_directory", "the output is a file or a folder according to what the step "
+                                              "writes at its path")
+
+
+def _warn_dataset_path(path_on_compute: str | None) -> None:
+    if path_on_compute is not None:
+        warn_no_effect("PipelineOutputFileDataset", "path_on_compute", INPUT_PATH_INSTEAD)
+
+
+def _warn_read_options(method: str, **given: Any) -> None:
+    for argument, value in given.items():
+        if value is not None:
+            warn_no_effect(method, argument, READ_OPTION_INSTEAD[argument])
+
+
 class OutputFileDatasetConfig(_Output):
     """v1 ``OutputFileDatasetConfig(name=None, destination=None, source=None, partition_format=None)``."""
 
@@ -301,6 +353,9 @@ class OutputFileDatasetConfig(_Output):
                 "and would defeat step reuse"
             )
         datastore, path = (destination or (None, None))
+        if partition_format is not None:
+            warn_no_effect("OutputFileDatasetConfig", "partition_format",
+                           "no partition columns are extracted when the output is read back")
         super().__init__(name, datastore)
         self.destination_path = path
         self.source = source
@@ -315,6 +370,13 @@ class OutputFileDatasetConfig(_Output):
         return new
 
     def as_upload(self, overwrite: bool = False, source_globs: list[str] | None = None) -> OutputFileDatasetConfig:
+        if source_globs is not None:
+            warn_no_effect("OutputFileDatasetConfig.as_upload", "source_globs",
+                           "every file the step writes to the output folder is uploaded")
+        if not overwrite and self.destination_path and "{run-id}" not in self.destination_path:
+            warn_no_effect("OutputFileDatasetConfig.as_upload", "overwrite",
+                           f"overwrite=False is not honoured: each successful run replaces what is at "
+                           f"{self.destination_path!r}; put {{run-id}} in the destination path to keep every run")
         new = copy.copy(self)
         new._mode = "upload"
         return new
@@ -325,11 +387,15 @@ class OutputFileDatasetConfig(_Output):
     def read_delimited_files(self, include_path: bool = False, separator: str = ",", header: Any = True,
                              partition_format: str | None = None, path_glob: str | None = None,
                              set_column_types: dict | None = None) -> PipelineOutputTabularDataset:
+        _warn_read_options("read_delimited_files", partition_format=partition_format, path_glob=path_glob,
+                           set_column_types=set_column_types)
         return PipelineOutputFileDataset(self).parse_delimited_files(include_path, separator, header)
 
     def read_parquet_files(self, include_path: bool = False, partition_format: str | None = None,
                            path_glob: str | None = None, set_column_types: dict | None = None
                            ) -> PipelineOutputTabularDataset:
+        _warn_read_options("read_parquet_files", partition_format=partition_format, path_glob=path_glob,
+                           set_column_types=set_column_types)
         return PipelineOutputFileDataset(self).parse_parquet_files(include_path)
 
     def register_on_complete(self, name: str, description: str | None = None, tags: dict | None = None

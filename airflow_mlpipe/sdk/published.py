@@ -1,7 +1,7 @@
 """PublishedPipeline, PipelineEndpoint, PipelineVersion (v1 ``azureml.pipeline.core``), and the DAG factory.
 
 A published pipeline is an immutable PipelineSpec stored in our store under a fresh id; its spec's ``name`` is
-the DAG id (``published__<name>__<id8>``) that ``dags/published_pipelines.py`` builds for it. Submitting it
+the DAG id (``published__<name>__<id8>``) that the workspace's published-pipelines DAG file builds for it. Submitting it
 triggers that DAG with ``conf = {**parameter values, "__mlpipe": {...}}``, exactly like ``Experiment.submit``.
 An endpoint is a named pointer to versions ``"0"``, ``"1"``, ... of published pipelines with a default version.
 """
@@ -41,10 +41,10 @@ def _base_url(ws: Any) -> str:
         return url.rstrip("/")
     if os.environ.get("AIRFLOW__API__BASE_URL"):  # inside an Airflow component
         return os.environ["AIRFLOW__API__BASE_URL"].rstrip("/")
-    from airflow_mlpipe.clients.local_airflow import status
+    from airflow_mlpipe.clients.local_airflow import last_url, status
 
-    info = status(ws)
-    return info.url if info else "http://127.0.0.1:8080"
+    info = status(ws, check_health=False)  # the URL is what matters here, not whether it answers this second
+    return info.url if info else (last_url(ws) or "http://127.0.0.1:8080")
 
 
 # ---------------------------------------------------------------------------------------------- submission
@@ -84,8 +84,9 @@ def trigger_published(ws: Any, row: dict[str, Any], experiment_name: str, pipeli
         client.wait_for_dag(dag_id, predicate=lambda d: digest in (d.get("doc_md") or ""), timeout=wait_for_dag)
     except TimeoutError as exc:
         raise TimeoutError(
-            f"{exc}. Published pipelines are served by dags/published_pipelines.py: the Airflow DAGs folder must "
-            "contain it (airflow-mlpipe's dags/ folder, or a copy)"
+            f"{exc}. Published pipelines are served by the 'mlpipe-submitted' DAG bundle of the workspace's Airflow "
+            "(mlpipe_published_dags.py, written by `mlpipe airflow start`); check that bundle in Airflow's "
+            "dag_bundle_config_list and the DAG processor's log"
         ) from exc
     dag = client.get_dag(dag_id) or {}
     if dag.get("is_paused"):
@@ -93,7 +94,8 @@ def trigger_published(ws: Any, row: dict[str, Any], experiment_name: str, pipeli
     run_id = str(uuid.uuid4())
     cosf = row.get("continue_on_step_failure") if continue_on_step_failure is None else continue_on_step_failure
     meta = {"run_id": run_id, "experiment": experiment_name, "regenerate_outputs": False,
-            "continue_on_step_failure": bool(cosf), "tags": dict(tags or {}), "published_pipeline_id": row["id"]}
+            "continue_on_step_failure": bool(cosf), "tags": dict(tags or {}), "published_pipeline_id": row["id"],
+            "spec_hash": digest}
     properties = {"azureml.pipelineid": row["id"], "azureml.runsource": run_source or "SDK"}
     if endpoint is not None:
         meta["pipeline_endpoint_id"] = endpoint["id"]
@@ -102,6 +104,9 @@ def trigger_published(ws: Any, row: dict[str, Any], experiment_name: str, pipeli
     if description:
         properties["description"] = str(description)
     conf = json.loads(canonical_json({**values, CONF_KEY: meta}))
+    from airflow_mlpipe.store.tables_specs import save_spec
+
+    save_spec(ws.store, spec, digest)
     ws.store.upsert_pipeline_run(
         run_id, experiment=experiment_name, dag_id=dag_id, airflow_run_id=run_id, status="NotStarted",
         pipeline_name=row["name"], spec_hash=digest, parameters=values, tags={str(k): str(v) for k, v in
@@ -137,6 +142,7 @@ class PublishedPipeline:
         pipeline_id = str(uuid.uuid4())
         dag_id = dag_id_for(name, pipeline_id)
         spec = json.loads(canonical_json(spec))  # a deep, JSON-clean copy
+        spec.pop("experiment", None)  # a published pipeline runs in whichever experiment it is submitted to
         spec["name"] = dag_id
         if description is not None:
             spec["description"] = description
@@ -161,29 +167,22 @@ class PublishedPipeline:
     @staticmethod
     def _from_run(run: Any, name: str, description: str | None = None, version: str | None = None,
                   continue_on_step_failure: bool | None = None) -> PublishedPipeline:
-        """The spec a PipelineRun ran (kept by the submission in the submitted-pipelines bundle)."""
-        from airflow_mlpipe.clients.local_airflow import submitted_dags_folder
-        from airflow_mlpipe.compiler.factory import SPECS_DIRNAME
+        """The spec a PipelineRun ran: every run records it content-addressed in the store (submissions, DAG
+        files run with ``mlpipe run``, runs triggered from the UI, REST or a schedule)."""
+        from airflow_mlpipe.store.tables_specs import get_spec
 
         ws = run.experiment.workspace
         row = ws.store.get_pipeline_run(run.id) or {}
-        pub = _published_row_for_dag(ws, row.get("dag_id"))
-        if pub is not None and pub["spec_hash"] == row.get("spec_hash"):
-            spec = pub["spec"]
-        else:
-            path = submitted_dags_folder(ws) / SPECS_DIRNAME / f"{row.get('dag_id')}.json"
-            try:
-                spec = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError) as exc:
+        spec = get_spec(ws.store, row.get("spec_hash"))
+        if spec is None:
+            pub = _published_row_for_dag(ws, row.get("dag_id"))
+            if pub is None or pub["spec_hash"] != row.get("spec_hash"):
                 raise UserErrorException(
-                    f"publish_pipeline: the spec of run {run.id!r} is not available ({path}); publish the Pipeline "
-                    "object instead (pipeline.publish(...))"
-                ) from exc
-            if spec_hash(spec) != row.get("spec_hash"):
-                raise UserErrorException(
-                    f"publish_pipeline: run {run.id!r} ran a pipeline that a later submission to experiment "
-                    f"{row.get('experiment')!r} replaced; publish the Pipeline object instead (pipeline.publish(...))"
+                    f"publish_pipeline: run {run.id!r} has no recorded pipeline spec (it started before this "
+                    "version of airflow-mlpipe recorded specs, or no step of it has started yet); publish the "
+                    "Pipeline object instead (pipeline.publish(...))"
                 )
+            spec = pub["spec"]
         return PublishedPipeline._publish_spec(ws, spec, name, description, version, continue_on_step_failure,
                                                source_run_id=run.id)
 
@@ -566,12 +565,16 @@ class PipelineEndpoint:
 FACTORY_ERRORS: dict[str, str] = {}
 
 
-def build_published_dags(workspace: Any = None) -> dict[str, Any]:
+def build_published_dags(workspace: Any = None, served_by_bundle: bool = False) -> dict[str, Any]:
     """One DAG per served published pipeline (Active, or a version of an Active endpoint), each isolated.
 
     A spec that cannot be built (corrupt, incompatible ``spec_version``, unknown step kind) is skipped and
     reported; every other pipeline keeps its DAG. The problems are raised as ONE Airflow import error for the
     factory file (Airflow keys import errors by file), whose message names each broken pipeline.
+
+    ``served_by_bundle``: called from the generated ``mlpipe_published_dags.py`` of the workspace's
+    submitted-pipelines bundle. A hand-copied factory file (older set-ups copied ``published_pipelines.py``
+    into the DAGs folder) defines nothing once that file exists, so no DAG is defined twice.
     """
     from airflow_mlpipe.compiler.dag_builder import build_dag
     from airflow_mlpipe.sdk.schedule import dag_schedule_for
@@ -580,6 +583,13 @@ def build_published_dags(workspace: Any = None) -> dict[str, Any]:
         from airflow_mlpipe.workspace import Workspace
 
         workspace = Workspace.from_config()
+    if not served_by_bundle:
+        from airflow_mlpipe.compiler.factory import PUBLISHED_STUB_NAME
+
+        if (workspace.airflow_home / "submitted" / PUBLISHED_STUB_NAME).is_file():
+            log.info("airflow-mlpipe: published pipelines are served by the workspace's %s; this copy of the "
+                     "factory defines no DAGs (it can be deleted)", PUBLISHED_STUB_NAME)
+            return {}
     FACTORY_ERRORS.clear()
     pipelines, schedules = q.factory_rows(workspace.store)
     by_pipeline: dict[str, list[dict[str, Any]]] = {}

@@ -6,6 +6,7 @@ store. When no Airflow is reachable (it was stopped), the last status recorded i
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from typing import Any
@@ -25,9 +26,19 @@ STEP_STATUS = {
 }
 TERMINAL = {"Finished", "Failed", "Canceled"}
 
+log = logging.getLogger(__name__)
+
+#: seconds between polls while Airflow answers; the longest pause between retries while it does not
+POLL_INTERVAL = 0.5
+MAX_RETRY_INTERVAL = 5.0
+#: a poll request that takes longer than this counts as "not answering"
+POLL_REQUEST_TIMEOUT = 10.0
+
 
 #: one logged-in client per workspace, so that polling a run does not log in and health-check on every poll
 _CLIENTS: dict[Any, Any] = {}
+#: the URL Airflow last answered at, per workspace (to name it once it stops answering)
+_URLS: dict[Any, str] = {}
 
 
 def _client(workspace: Any):
@@ -39,19 +50,87 @@ def _client(workspace: Any):
     if client is not None:
         return client
     if workspace.is_embedded:
-        info = status(workspace)
+        info = status(workspace, check_health=False)  # the first request tells whether it answers
         if info is None:
             return None
-        client = AirflowClient(info.url, info.username, info.password)
+        client = AirflowClient(info.url, info.username, info.password, timeout=POLL_REQUEST_TIMEOUT)
     else:
         client = client_for(workspace)
     _CLIENTS[workspace.home] = client
+    _URLS[workspace.home] = client.base_url
     return client
 
 
 def _forget_client(workspace: Any) -> None:
-    """After a failed request: the next call checks again whether (and where) Airflow runs."""
-    _CLIENTS.pop(workspace.home, None)
+    """After a failed request: the next call checks again whether (and where) Airflow runs, and logs in anew
+    (a restarted Airflow may live on another port or no longer accept the old token)."""
+    _CLIENTS.pop(workspace.home, None)  # not closed: another caller may still be using it
+
+
+def _airflow_url(workspace: Any) -> str:
+    """Where Airflow answered last (or should answer), for messages."""
+    url = _URLS.get(workspace.home) or workspace.airflow_config.get("url")
+    if not url:
+        from airflow_mlpipe.clients.local_airflow import last_url
+
+        url = last_url(workspace)
+    return url or f"(the embedded Airflow of {workspace.home})"
+
+
+class _Outage:
+    """Polling through an Airflow that stopped answering: say so once (at the second failed poll in a row, a
+    second or so in: a single slow answer is no outage), retry with backoff, give up after ``limit`` seconds
+    from the first failed poll, and say so again when it answers."""
+
+    def __init__(self, run: PipelineRun, limit: float, show_output: bool) -> None:
+        self.run = run
+        self.limit = limit
+        self.show_output = show_output
+        self.since: float | None = None
+        self.retries = 0
+        self.announced = False
+
+    def _say(self, message: str) -> None:
+        if self.show_output:
+            print(message, flush=True)
+        else:
+            log.warning("%s", message)
+
+    def next_pause(self, status: str) -> float:
+        """Called after each poll: the seconds to wait before the next one; raises once the limit is passed."""
+        reason = self.run._unanswered
+        url = _airflow_url(self.run.experiment.workspace)
+        if reason is None:
+            if self.announced:
+                self._say(f"Airflow at {url} is answering again")
+            self.since, self.retries, self.announced = None, 0, False
+            return POLL_INTERVAL
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+        elif not self.announced:
+            self.announced = True
+            self._say(f"Airflow at {url} is not answering; retrying for up to {self.limit:.0f} s ({reason})")
+        waited = now - self.since
+        if waited >= self.limit:
+            from airflow_mlpipe.clients.airflow_rest import ENV_UNREACHABLE_TIMEOUT, AirflowUnreachableError
+
+            raise AirflowUnreachableError(
+                f"Airflow at {url} did not answer for {waited:.0f} s (limit {self.limit:.0f} s, set "
+                f"{ENV_UNREACHABLE_TIMEOUT} to wait longer); pipeline run {self.run.id} was last seen {status}. "
+                f"Last error: {reason}. The run is not cancelled: once Airflow is back, `mlpipe runs show "
+                f"{self.run.id}` or wait_for_completion() reports it."
+            )
+        self.retries += 1
+        return max(0.1, min(POLL_INTERVAL * 2**self.retries, MAX_RETRY_INTERVAL, self.limit - waited))
+
+    def settle(self) -> None:
+        """The run ended during an outage (its end was recorded in our store): say whether Airflow is back."""
+        if self.announced:
+            self.run._fetched = None
+            self.run._airflow()
+            if self.run._unanswered is None:
+                self._say(f"Airflow at {_airflow_url(self.run.experiment.workspace)} is answering again")
 
 
 class PortDataReference:
@@ -66,13 +145,20 @@ class PortDataReference:
         self.uri = value.get("uri")
 
     @property
+    def _path_on_datastore(self) -> str:
+        """v1's private alias the walkthroughs use: ``open(port._path_on_datastore)`` after ``download('.')``
+        opens the output when it is one file (an AutoML metrics or model output, or a script's single file)."""
+        return self.path_on_datastore
+
+    @property
     def datastore(self):
         from airflow_mlpipe.sdk.datastore import Datastore
 
         return Datastore.get(self._workspace, self.datastore_name)
 
     def download(self, local_path: str, overwrite: bool | None = None, show_progress: bool | None = True) -> int:
-        """Files land under ``local_path/<path on datastore>/…`` like v1; returns the file count."""
+        """Files land under ``local_path/<path on datastore>/…`` like v1 (an output that is one file lands at
+        ``local_path/<path on datastore>`` itself); returns the file count."""
         return self.datastore.download(target_path=local_path, prefix=self.path_on_datastore,
                                        overwrite=bool(overwrite), show_progress=show_progress is not False)
 
@@ -203,6 +289,8 @@ class PipelineRun(Run):
         if row is None:
             raise UserErrorException(f"No pipeline run with id {run_id!r} in experiment {experiment.name!r}")
         self._row = row
+        #: why the last poll got no answer from Airflow (None: it answered)
+        self._unanswered: str | None = None
 
     def _metrics_pipeline_run_id(self) -> str | None:
         return self.id
@@ -244,13 +332,16 @@ class PipelineRun(Run):
         workspace = self.experiment.workspace
         client = _client(workspace)
         if client is None:
+            self._unanswered = f"the embedded Airflow of {workspace.home} is not running"
             return None, []
         try:
             dag_run = client.get_dag_run(self.dag_id, self.airflow_run_id)
             tis = client.task_instances(self.dag_id, self.airflow_run_id)
-        except Exception:  # noqa: BLE001 - an unreachable server falls back to the store
+        except Exception as exc:  # noqa: BLE001 - an unreachable server falls back to the store
             _forget_client(workspace)
+            self._unanswered = str(exc)
             return None, []
+        self._unanswered = None
         self._fetched = (time.monotonic(), dag_run, tis)
         return dag_run, tis
 
@@ -350,8 +441,15 @@ class PipelineRun(Run):
         return details
 
     def wait_for_completion(self, show_output: bool = True, timeout_seconds: int = sys.maxsize,
-                            raise_on_error: bool = True) -> str:
-        """Poll until the run ends; with ``show_output`` print each step's status changes."""
+                            raise_on_error: bool = True, unreachable_timeout: float | None = None) -> str:
+        """Poll until the run ends; with ``show_output`` print each step's status changes.
+
+        When Airflow stops answering, say so once, keep retrying, and raise ``AirflowUnreachableError`` after
+        ``unreachable_timeout`` seconds (default ``$MLPIPE_AIRFLOW_UNREACHABLE_TIMEOUT``, else 300 s).
+        """
+        from airflow_mlpipe.clients.airflow_rest import unreachable_timeout as _unreachable_limit
+
+        outage = _Outage(self, _unreachable_limit(unreachable_timeout), show_output)
         deadline = time.monotonic() + timeout_seconds
         if show_output:
             print(f"PipelineRunId: {self.id}")
@@ -367,12 +465,13 @@ class PipelineRun(Run):
                         shown[step.name] = st
                         print(f"StepRun({step.name}) Status: {st}")
             if status in TERMINAL:
+                outage.settle()
                 break
             if time.monotonic() > deadline:
                 if show_output:
                     print(f"Timed out after {timeout_seconds} s; the run is still {status}")
                 return status
-            time.sleep(0.5)
+            time.sleep(min(outage.next_pause(status), max(deadline - time.monotonic(), 0.0)))
             status = self.get_status()
         if show_output:
             print(f"PipelineRun Execution Summary\n==============================\nPipelineRun Status: {status}")

@@ -7,7 +7,8 @@
   DAG (``mlpipe_datastore_watch__<id>``) lists the folder every ``polling_interval`` minutes (not sub-folders, as
   in v1) and, when it changed, emits an event for the Asset; the pipeline's DAG is scheduled on that Asset.
 
-The generated DAGs come from ``dags/published_pipelines.py``, which re-reads the schedules on every parse.
+The generated DAGs come from the published-pipelines DAG file of the workspace's bundle, which re-reads the
+schedules on every parse.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ SQLite runs in WAL mode with a busy timeout because step processes and the clien
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -43,13 +44,46 @@ def _tables_of(module: str) -> Callable[[Engine], None]:
     return migrate
 
 
+def _run_of(module: str, function: str) -> Callable[[Engine], None]:
+    """A migration a feature module implements itself (e.g. columns added to one of its tables)."""
+
+    def migrate(engine: Engine) -> None:
+        import importlib
+
+        getattr(importlib.import_module(module), function)(engine)
+
+    migrate.__name__ = function
+    return migrate
+
+
 #: ordered schema migrations; append, never edit a released one
 MIGRATIONS: list[Callable[[Engine], None]] = [
     _migration_1,
     _tables_of("airflow_mlpipe.store.tables_cache"),  # 2: step cache (issue 3)
     _tables_of("airflow_mlpipe.store.tables_published"),  # 3: published pipelines, endpoints, schedules
     _tables_of("airflow_mlpipe.store.tables_models"),  # 4: model registry
+    _tables_of("airflow_mlpipe.store.tables_audit"),  # 5: audit trail of code and spec uploads (issue 9)
+    _run_of("airflow_mlpipe.store.tables_cache", "add_file_hash_stat_columns"),  # 6: file hash stat signature
+    _tables_of("airflow_mlpipe.store.tables_specs"),  # 7: every run's PipelineSpec, content-addressed (issue 8)
 ]
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the SQLite file owner-only (0600), or tighten an existing one: it holds run records and metrics.
+
+    SQLite gives its ``-wal``/``-shm``/journal files the mode of the database file.
+    """
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600))
+    except OSError:  # an unwritable folder: SQLite reports what matters when it opens the file
+        return
+    for item in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal"))):
+        try:
+            st = item.stat()
+            if st.st_uid == os.getuid() and st.st_mode & 0o077:
+                os.chmod(item, 0o600)
+        except OSError:  # absent companion file, or not ours
+            continue
 
 
 def _one(conn: Connection, stmt: Any) -> dict[str, Any] | None:
@@ -71,6 +105,7 @@ class Store:
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+                _private_sqlite_file(Path(path.split("?", 1)[0]))
             kwargs["connect_args"] = {"timeout": 60, "check_same_thread": False}
         else:
             kwargs["pool_pre_ping"] = True
@@ -173,9 +208,22 @@ class Store:
                 conn.execute(update(table).where(table.c.run_id == run_id).values(**fields))
             return _one(conn, select(table).where(table.c.run_id == run_id))  # type: ignore[return-value]
 
+    def claim_spec_hash(self, run_id: str, digest: str) -> str | None:
+        """Record ``digest`` as the spec of run ``run_id`` unless one is recorded; returns the recorded one."""
+        table = t.pipeline_runs
+        with self.begin() as conn:
+            conn.execute(update(table).where(table.c.run_id == run_id, table.c.spec_hash.is_(None))
+                         .values(spec_hash=digest))
+            return conn.scalar(select(table.c.spec_hash).where(table.c.run_id == run_id))
+
     def get_pipeline_run(self, run_id: str) -> dict[str, Any] | None:
         with self.begin() as conn:
             return _one(conn, select(t.pipeline_runs).where(t.pipeline_runs.c.run_id == run_id))
+
+    def list_pipeline_runs_of_dag(self, dag_id: str) -> list[dict[str, Any]]:
+        table = t.pipeline_runs
+        with self.begin() as conn:
+            return _all(conn, select(table.c.run_id, table.c.status).where(table.c.dag_id == dag_id))
 
     def list_pipeline_runs(self, experiment: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         table = t.pipeline_runs
@@ -198,6 +246,26 @@ class Store:
             elif fields:
                 conn.execute(update(table).where(table.c.step_run_id == step_run_id).values(**fields))
             return _one(conn, select(table).where(table.c.step_run_id == step_run_id))  # type: ignore[return-value]
+
+    def merge_step_run_details(self, step_run_id: str, **entries: Any) -> None:
+        """Set some keys of an existing step run's ``details`` (one transaction; other keys are kept)."""
+        table = t.step_runs
+        with self.begin() as conn:
+            details = conn.scalar(select(table.c.details).where(table.c.step_run_id == step_run_id))
+            if entries:
+                conn.execute(update(table).where(table.c.step_run_id == step_run_id)
+                             .values(details={**(details or {}), **entries}))
+
+    def end_running_step_run(self, step_run_id: str, try_number: int | None, status: str, error: str) -> bool:
+        """End a step run still ``Running`` in try ``try_number`` (compare-and-set: a newer try, or the step's own
+        final write, wins); True if this call ended it."""
+        table = t.step_runs
+        stmt = (update(table).where(table.c.step_run_id == step_run_id, table.c.status == "Running")
+                .values(status=status, error=error[:4000], end_time=utcnow()))
+        if try_number is not None:
+            stmt = stmt.where(table.c.try_number == try_number)
+        with self.begin() as conn:
+            return conn.execute(stmt).rowcount > 0
 
     def get_step_run(self, step_run_id: str) -> dict[str, Any] | None:
         with self.begin() as conn:

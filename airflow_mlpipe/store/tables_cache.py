@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Float, Integer, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Float, Integer, String, Table, Text, inspect
+from sqlalchemy.engine import Engine
 
 from airflow_mlpipe.store.models import metadata
 
@@ -31,13 +32,33 @@ cache_locks = Table(
     Column("heartbeat", Float),
 )
 
-#: content hash of a file cached against its size and mtime, so unchanged bytes are never re-read
+#: content hash of a file cached against its stat signature (the fields git and Bazel trust: size, mtime, ctime,
+#: inode, device), so unchanged bytes are never re-read; ``hashed_at_ns`` (wall clock just before the stat) lets
+#: a file modified within the timestamp granularity of its hashing be treated as unknown ("racily clean")
 file_hashes = Table(
     "mlpipe_file_hashes", metadata,
     Column("path", Text, primary_key=True),
     Column("size", BigInteger),
     Column("mtime_ns", BigInteger),
     Column("hash", String(80)),
+    Column("ctime_ns", BigInteger, nullable=True),
+    Column("inode", BigInteger, nullable=True),  # stored as signed 64-bit (see fingerprints.stat_signature)
+    Column("device", BigInteger, nullable=True),
+    Column("hashed_at_ns", BigInteger, nullable=True),
 )
 
 TABLES: list[Table] = [cache_entries, cache_locks, file_hashes]
+
+#: columns added to ``mlpipe_file_hashes`` after its first release (NULL in old rows: never trusted, re-hashed)
+FILE_HASH_STAT_COLUMNS = ("ctime_ns", "inode", "device", "hashed_at_ns")
+
+
+def add_file_hash_stat_columns(engine: Engine) -> None:
+    """Migration: add the stat-signature columns to a workspace created before them (idempotent: a fresh
+    workspace already has them from :data:`TABLES`). Old rows keep NULLs, so their files are re-hashed once."""
+    have = {c["name"] for c in inspect(engine).get_columns(file_hashes.name)}
+    with engine.begin() as conn:
+        for name in FILE_HASH_STAT_COLUMNS:
+            if name not in have:
+                kind = file_hashes.c[name].type.compile(dialect=engine.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {file_hashes.name} ADD COLUMN {name} {kind}")

@@ -39,19 +39,19 @@ def _output_dir(ws, value: dict) -> Path:
 
 
 @pytest.fixture
-def titanic(workspace, shared_data, monkeypatch):
+def titanic(workspace, test_data, monkeypatch):
     from airflow_mlpipe import Dataset
 
     monkeypatch.setenv("MLPIPE_TITANIC_TIMEOUT_MINUTES", "0.25")  # 15 s of search
     store = workspace.get_default_datastore()
-    store.upload_files([str(shared_data / "titanic" / "part1.csv")], target_path="titanic", overwrite=True,
+    store.upload_files([str(test_data / "titanic" / "part1.csv")], target_path="titanic", overwrite=True,
                        show_progress=False)
     Dataset.Tabular.from_delimited_files([(store, "titanic/part1.csv")]).register(workspace, "titanic_ds")
     module = runpy.run_path(str(DAG_FILE))
     return workspace, module
 
 
-def test_titanic_pipeline_end_to_end(run_dag, titanic, shared_data):
+def test_titanic_pipeline_end_to_end(run_dag, titanic, test_data):
     from airflow_mlpipe import AutoMLStepRun, Model
 
     ws, module = titanic
@@ -72,7 +72,7 @@ def test_titanic_pipeline_end_to_end(run_dag, titanic, shared_data):
     assert metrics["AUC_weighted"] == pytest.approx(info["best_score"])
 
     # the metrics output: JSON that loads into a DataFrame, one row per model tried
-    metrics_file = _output_dir(ws, automl["outputs"]["metrics_data"]) / "metrics.json"
+    metrics_file = _output_dir(ws, automl["outputs"]["metrics_data"])  # the output IS the file, as in v1
     df = pd.DataFrame(json.loads(metrics_file.read_text()))
     assert len(df) == metrics["iterations"] >= 2
     assert {"iteration", "model", "AUC_weighted", "accuracy", "norm_macro_recall",
@@ -80,8 +80,8 @@ def test_titanic_pipeline_end_to_end(run_dag, titanic, shared_data):
     assert df["AUC_weighted"].max() == pytest.approx(info["best_score"])
 
     # the model output: unpickles in a fresh Python (project installed only) and predicts held-out rows
-    model_file = _output_dir(ws, automl["outputs"]["best_model_data"]) / "model.pkl"
-    held_out = _prepare(pd.read_csv(shared_data / "titanic" / "part2.csv"))
+    model_file = _output_dir(ws, automl["outputs"]["best_model_data"])
+    held_out = _prepare(pd.read_csv(test_data / "titanic" / "part2.csv"))
     features = held_out.drop(columns=["Survived"])
     features_file = ws.home / "held_out.parquet"
     features.to_parquet(features_file)
@@ -109,7 +109,7 @@ def test_titanic_pipeline_end_to_end(run_dag, titanic, shared_data):
     assert registered.version == 1 and registered.id == "TitanicSurvivalInitial:1"
     assert registered.run_id == "titanic-1.register_model"
     path = Path(Model.get_model_path("TitanicSurvivalInitial", _workspace=ws))
-    assert pickle.loads((path / "model.pkl").read_bytes()).predict(features).shape == (len(features),)
+    assert pickle.loads(path.read_bytes()).predict(features).shape == (len(features),)  # the model file
 
     # AutoMLStepRun: the best model and the iteration metrics from the run
     step_run = ws.get_run("titanic-1").find_step_run("AutoML_Classification")[0]

@@ -105,7 +105,7 @@ def test_parameter_default_and_override(run_dag, project):
     assert ws.store.get_metrics("run-default.produce") == {"produced": 5}
 
 
-def test_tabular_dataset_reaches_script_through_input_datasets(run_dag, workspace, tmp_path, shared_data):
+def test_tabular_dataset_reaches_script_through_input_datasets(run_dag, workspace, tmp_path, test_data):
     from airflow_mlpipe import Dataset
 
     src = tmp_path / "s"
@@ -118,7 +118,7 @@ def test_tabular_dataset_reaches_script_through_input_datasets(run_dag, workspac
         "run.log('rows', len(df))\n"
     )
     store = Datastore(workspace, "workspaceblobstore")
-    store.upload(str(shared_data / "titanic"), target_path="titanic", overwrite=True, show_progress=False)
+    store.upload(str(test_data / "titanic"), target_path="titanic", overwrite=True, show_progress=False)
     ds = Dataset.Tabular.from_delimited_files([(store, "titanic/*.csv")])
     stats = PipelineData("stats")
     step = PythonScriptStep("read.py", name="read", inputs=[ds.as_named_input("titanic")], outputs=[stats],
@@ -129,7 +129,7 @@ def test_tabular_dataset_reaches_script_through_input_datasets(run_dag, workspac
     data = json.loads((out / "s.json").read_text())
     import pandas as pd
 
-    assert data["rows"] == len(pd.read_csv(shared_data / "titanic.csv"))
+    assert data["rows"] == len(pd.read_csv(test_data / "titanic.csv"))
 
 
 def ws_output(ws, run_id, task_id, name) -> Path:

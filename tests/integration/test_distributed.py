@@ -313,7 +313,7 @@ def test_pipeline_runs_on_celery_with_postgres_store(dist):
     # --- Airflow: task instances ran through the CeleryExecutor, on the queue named by compute_target
     client = AirflowClient(info.url, info.username, info.password)
     try:
-        tis = {t["task_id"]: t for t in client.task_instances("dist", run.id)}
+        tis = {t["task_id"]: t for t in client.task_instances(run.dag_id, run.id)}
     finally:
         client.close()
     assert {"prepare", "train"} <= set(tis), list(tis)
@@ -328,11 +328,11 @@ def test_pipeline_runs_on_celery_with_postgres_store(dist):
 
     # --- Airflow metadata lives in PostgreSQL
     af_db = dist["af_db"]
-    assert _query(af_db, "SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s", ("dist", run.id)) == [
+    assert _query(af_db, "SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s", (run.dag_id, run.id)) == [
         ("success",)
     ]
     rows = _query(af_db, "SELECT task_id, queue, external_executor_id FROM task_instance "
-                         "WHERE dag_id = %s AND run_id = %s", ("dist", run.id))
+                         "WHERE dag_id = %s AND run_id = %s", (run.dag_id, run.id))
     queues = {task: queue for task, queue, _ in rows}
     assert queues["prepare"] == "default" and queues["train"] == "cpu-cluster", queues
     # each step was a Celery task, and Celery's result backend (db+postgresql, same database) recorded it as

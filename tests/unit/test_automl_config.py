@@ -98,10 +98,10 @@ def test_forecasting_needs_time_column_and_horizon():
         ForecastingParameters(time_column_name="date", target_aggregation_function="sum")
 
 
-def test_missing_label_column_of_a_dataset_is_caught_when_written(workspace, shared_data):
+def test_missing_label_column_of_a_dataset_is_caught_when_written(workspace, test_data):
     from airflow_mlpipe import Dataset
 
-    ds = Dataset.Tabular.from_delimited_files(str(shared_data / "titanic.csv"))
+    ds = Dataset.Tabular.from_delimited_files(str(test_data / "titanic.csv"))
     with pytest.raises(ConfigException, match="label_column_name 'Survive' is not a column"):
         AutoMLConfig(task="classification", training_data=ds, label_column_name="Survive")
     assert AutoMLConfig(task="classification", training_data=ds, label_column_name="Survived")

@@ -24,17 +24,17 @@ from airflow_mlpipe.sdk.datastore import Datastore
 
 
 @pytest.fixture
-def store(workspace, shared_data):
+def store(workspace, test_data):
     ds = Datastore.get_default(workspace)
-    ds.upload_files([str(shared_data / "titanic.csv")], target_path="whole", show_progress=False)
-    ds.upload(str(shared_data / "titanic"), target_path="parts", show_progress=False)
+    ds.upload_files([str(test_data / "titanic.csv")], target_path="whole", show_progress=False)
+    ds.upload(str(test_data / "titanic"), target_path="parts", show_progress=False)
     return ds
 
 
-def test_delimited_matches_pandas(store, shared_data):
+def test_delimited_matches_pandas(store, test_data):
     ds = Dataset.Tabular.from_delimited_files((store, "whole/titanic.csv"))
     df = ds.to_pandas_dataframe()
-    expected = pd.read_csv(shared_data / "titanic.csv")
+    expected = pd.read_csv(test_data / "titanic.csv")
     assert df.shape == expected.shape
     assert list(df.columns) == list(expected.columns)
     assert df["Age"].isna().sum() == expected["Age"].isna().sum()
@@ -218,10 +218,10 @@ def test_materialize(workspace, store, tmp_path):
     assert os.listdir(picked) == ["part1.csv"]
 
 
-def test_memory_store_end_to_end(workspace, shared_data, tmp_path):
+def test_memory_store_end_to_end(workspace, test_data, tmp_path):
     name = f"mem_{uuid.uuid4().hex[:8]}"
     mem = Datastore.register(workspace, name, f"memory://{name}")
-    mem.upload(str(shared_data / "titanic"), target_path="t", show_progress=False)
+    mem.upload(str(test_data / "titanic"), target_path="t", show_progress=False)
     tab = Dataset.Tabular.from_delimited_files((mem, "t/*.csv"))
     assert tab.to_pandas_dataframe().shape == (891, 12)
     reg = tab.register(workspace, "mem_titanic")

@@ -148,17 +148,25 @@ def test_endpoint_versions(workspace, tmp_path):
 
 
 def test_publish_pipeline_from_run(workspace, tmp_path):
-    """``PipelineRun.publish_pipeline``: the spec the run ran, from the submitted-pipelines bundle."""
+    """``PipelineRun.publish_pipeline``: the spec the run ran, from the store (content-addressed), even after
+    the DAG's spec file was replaced by a later submission."""
     from airflow_mlpipe.clients.submit import publish_spec
+    from airflow_mlpipe.exceptions import UserErrorException
     from airflow_mlpipe.sdk.experiment import Experiment
     from airflow_mlpipe.sdk.runs import PipelineRun
+    from airflow_mlpipe.store.tables_specs import save_spec
 
     pipeline = _pipeline(workspace, tmp_path)
     spec = pipeline.to_spec("exp_a")
     _, digest = publish_spec(workspace, spec)
+    save_spec(workspace.store, spec, digest)
     workspace.store.upsert_pipeline_run("r1", experiment="exp_a", dag_id="exp_a", spec_hash=digest)
+    publish_spec(workspace, _pipeline(workspace, tmp_path, n_steps=3).to_spec("exp_a"))  # the DAG moves on
     p = PipelineRun(Experiment(workspace, "exp_a"), "r1").publish_pipeline("from_run", "d", "1.0")
     assert p.get_step_names() == ["s0", "s1"] and p.version == "1.0"
+    workspace.store.upsert_pipeline_run("r2", experiment="exp_a", dag_id="exp_a", spec_hash="f" * 64)
+    with pytest.raises(UserErrorException, match="no recorded pipeline spec"):
+        PipelineRun(Experiment(workspace, "exp_a"), "r2").publish_pipeline("nope")
 
 
 def test_recurrence_to_cron():
@@ -228,7 +236,8 @@ def test_factory_builds_schedules_and_isolates_bad_specs(workspace, tmp_path):
 
 
 def test_factory_file_in_dagbag(workspace, tmp_path, monkeypatch):
-    """The real DAG file through Airflow's DagBag: good pipelines load, a bad one is an import error naming it."""
+    """The generated DAG file through Airflow's DagBag: good pipelines load, a bad one is an import error naming
+    it."""
     from airflow.dag_processing.dagbag import DagBag
 
     monkeypatch.setenv("MLPIPE_WORKSPACE_HOME", str(workspace.home))
@@ -242,7 +251,11 @@ def test_factory_file_in_dagbag(workspace, tmp_path, monkeypatch):
     spec["steps"][0]["kind"] = "NoSuchStep"
     with workspace.store.begin() as conn:
         conn.execute(update(t).where(t.c.id == bad.id).values(spec=spec))
-    bag = DagBag(dag_folder=str(REPO / "dags" / "published_pipelines.py"))
+    from airflow_mlpipe.compiler.factory import PUBLISHED_STUB_NAME, write_stub
+
+    folder = workspace.airflow_home / "submitted"
+    write_stub(folder)  # what `mlpipe airflow start` writes into the workspace's submitted-pipelines bundle
+    bag = DagBag(dag_folder=str(folder / PUBLISHED_STUB_NAME))
     assert good.dag_id in bag.dag_ids and bad.dag_id not in bag.dag_ids
     errors = "\n".join(bag.import_errors.values())
     assert "broken" in errors and bad.id in errors and "NoSuchStep" in errors
@@ -257,3 +270,15 @@ def test_factory_builds_200_pipelines(workspace, tmp_path):
         PublishedPipeline._publish_spec(workspace, spec, f"bench_{i}")
     dags = pub.build_published_dags(workspace)
     assert len(dags) == 200 and sum(len(d.tasks) for d in dags.values()) >= 2000
+
+
+def test_a_hand_copied_factory_defines_nothing_once_the_bundle_serves(workspace, tmp_path):
+    """Older set-ups copied the factory into the DAGs folder; with the bundle's file present it steps aside, so no
+    DAG is defined twice."""
+    from airflow_mlpipe.compiler.factory import write_stub
+
+    good = _pipeline(workspace, tmp_path).publish("good")
+    assert good.dag_id in pub.build_published_dags(workspace)
+    write_stub(workspace.airflow_home / "submitted")
+    assert pub.build_published_dags(workspace) == {}
+    assert good.dag_id in pub.build_published_dags(workspace, served_by_bundle=True)

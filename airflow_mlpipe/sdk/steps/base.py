@@ -110,6 +110,10 @@ class PipelineStep:
                 return spec
             return inp.to_spec()
         if _is_data_reference(inp):
+            if getattr(inp, "mode", None) == "upload":
+                raise self._err(argument, f"DataReference {inp.data_reference_name!r} is in upload mode: nothing "
+                                          "would upload what the step writes there; write results to a "
+                                          "PipelineData or OutputFileDatasetConfig(destination=(datastore, path))")
             return inp.to_spec()
         if isinstance(inp, tuple) and len(inp) == 2 and isinstance(inp[0], PipelineParameter):
             param, binding = inp

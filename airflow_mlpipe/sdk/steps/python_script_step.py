@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
 from airflow_mlpipe.exceptions import PipelineValidationError
-from airflow_mlpipe.sdk.compute import compute_spec
+from airflow_mlpipe.sdk.compute import check_named_target, compute_spec
+from airflow_mlpipe.sdk.no_effect import warn_no_effect
 from airflow_mlpipe.sdk.parameters import PipelineParameter
 from airflow_mlpipe.sdk.steps.base import PipelineStep
 
@@ -34,11 +34,11 @@ class PythonScriptStep(PipelineStep):
         self.script_name = script_name
         self.source_directory = str(Path(source_directory).resolve()) if source_directory else None
         self.runconfig = runconfig
-        self.compute = compute_spec(step_name, compute_target, runconfig)
+        self.compute = compute_spec(step_name, compute_target, runconfig, step_kind=self.kind)
         self.hash_paths = list(hash_paths or [])
         if hash_paths:
-            warnings.warn(f"Step {step_name!r}: hash_paths is deprecated; the whole source_directory "
-                          "(minus .amlignore/.gitignore matches) is hashed", DeprecationWarning, stacklevel=2)
+            warn_no_effect("PythonScriptStep", "hash_paths", "the whole source_directory (minus .amlignore/"
+                                                             ".gitignore matches) is hashed for reuse, as in v1")
         self.params: dict[str, Any] = {}
         for key, value in (params or {}).items():
             if isinstance(value, PipelineParameter):
@@ -75,6 +75,7 @@ class PythonScriptStep(PipelineStep):
             source = str(Path(pipeline.default_source_directory).resolve())
             self._check_script(Path(source))
         runconfig = self.runconfig.to_spec() if hasattr(self.runconfig, "to_spec") else None
+        check_named_target(self.name, self.kind, self.compute, getattr(pipeline, "_workspace", None))
         return {
             "script_name": self.script_name,
             "source_directory": source,

@@ -1,6 +1,14 @@
-"""v1 ``azureml.core.compute``; unsupported targets fail when defined, with a message."""
+"""v1 ``azureml.core.compute``; unsupported targets fail when configured, with a message saying why."""
 
 from __future__ import annotations
+
+from airflow_mlpipe.sdk.compute import (  # noqa: F401 - v1 types the top-level package does not export
+    AdlaCompute,
+    BatchCompute,
+    ComputeInstance,
+    HDInsightCompute,
+    RemoteCompute,
+)
 
 from .._reexport import reexport
 
@@ -11,6 +19,7 @@ __getattr__, __dir__ = reexport(
         "AmlCompute",
         "ComputeInstance",
         "DatabricksCompute",
+        "DataFactoryCompute",
         "RemoteCompute",
         "AdlaCompute",
         "BatchCompute",
