@@ -14,7 +14,7 @@ All three in the same process run, on the same 891 raw rows (``titanic.csv``: te
 Wrapper overhead = the step's wall time minus FLAML's own fit time (subprocess start, imports, data load, writing
 and committing outputs, store records); reported against the budget (target < 5 %).
 
-    uv run python benchmarks/bench_automl.py [--budget 60] [--data ../shared/data/titanic.csv]
+    uv run python benchmarks/bench_automl.py [--budget 60] [--data tests/data/titanic.csv]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "titanic.csv"
+DEFAULT_DATA = REPO / "tests" / "data" / "titanic.csv"
 
 
 def run_step(csv: Path, budget_s: float) -> dict:
