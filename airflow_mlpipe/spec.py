@@ -78,11 +78,17 @@ def check_spec(spec: Any, source: str = "spec", uploaded: bool = False) -> dict[
 MAX_STEPS = 1000
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
 PARAMETER_TYPES = ("int", "float", "bool", "string", "dataset", "datapath")
+#: the step kinds this version compiles and runs (a spec naming another fails naming its step)
+STEP_KINDS = ("PythonScriptStep", "AutoMLStep")
 _LISTS = ("depends_on", "inputs", "outputs", "arguments", "parameters", "hash_paths", "after")
 
 
 def _check_step(step: dict[str, Any], where: str, uploaded: bool) -> None:
     from airflow_mlpipe.paths import check_digest, relative_path
+
+    if step["kind"] not in STEP_KINDS:
+        raise PipelineValidationError(f"{where}: kind {step['kind']!r} is not a step kind this airflow-mlpipe runs "
+                                      f"(one of {', '.join(STEP_KINDS)})")
 
     for key in _LISTS:
         if not isinstance(step.get(key, []), list):
@@ -142,7 +148,3 @@ def load_spec(path: str | Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise PipelineValidationError(f"{path}: not valid JSON: {exc}") from exc
     return check_spec(spec, str(path))
-
-
-def step_by_name(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {s["name"]: s for s in spec["steps"]}

@@ -219,9 +219,6 @@ class AirflowClient:
         what = "did not appear" if details is None else "did not reach the expected state"
         raise TimeoutError(f"DAG {dag_id!r} {what} in Airflow at {self.base_url} within {timeout:.0f}s{errors}")
 
-    def reparse_file(self, file_token: str) -> None:
-        self.request("PUT", f"{self.API}/parseDagFile/{_seg(file_token)}")
-
     def unpause(self, dag_id: str) -> dict[str, Any]:
         return self._json("PATCH", f"{self.API}/dags/{_seg(dag_id)}", json={"is_paused": False})
 

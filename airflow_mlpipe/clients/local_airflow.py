@@ -42,7 +42,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -321,10 +321,6 @@ def celery_concurrency(ws: Workspace) -> int:
             f"workspace config: 'airflow.celery_concurrency' must be a positive integer, got {value!r}"
         )
     return number
-
-
-def _is_sqlite(env: dict[str, str]) -> bool:
-    return env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "").startswith("sqlite")
 
 
 def _process_env(env: dict[str, str]) -> dict[str, str]:
@@ -966,9 +962,3 @@ def ensure_running(ws: Workspace) -> AirflowInfo:
                 return alive
             time.sleep(1.0)
     return start(ws)
-
-
-def info_dict(info: AirflowInfo) -> dict[str, Any]:
-    data = asdict(info)
-    data.pop("password", None)
-    return data

@@ -124,12 +124,13 @@ def dag_spec_digest(details: dict[str, Any]) -> str | None:
 
 def submit_pipeline(experiment: Any, pipeline: Any, pipeline_parameters: dict | None = None,
                     regenerate_outputs: bool = False, continue_on_step_failure: bool = False,
-                    tags: dict | None = None, dag_id: str | None = None):
+                    tags: dict | None = None, dag_id: str | None = None, parent_run_id: str | None = None):
     """Trigger a run of ``pipeline``; returns the PipelineRun (not waiting for it).
 
     The run is pinned to the spec it was submitted with (its hash is in the run's conf; see
     :mod:`airflow_mlpipe.runtime.run_spec`). ``dag_id`` names a DAG file's DAG (``pipeline.to_dag(dag_id)``):
-    the run is pinned to the spec that DAG defines when it is triggered.
+    the run is pinned to the spec that DAG defines when it is triggered. ``parent_run_id`` links the run to
+    its parent as v1 does (run property ``azureml.parentrunid``).
     """
     from airflow_mlpipe.clients.airflow_rest import client_for
     from airflow_mlpipe.sdk.runs import PipelineRun
@@ -164,6 +165,7 @@ def submit_pipeline(experiment: Any, pipeline: Any, pipeline_parameters: dict | 
         run_id, experiment=experiment.name, dag_id=dag_id, airflow_run_id=run_id, status="NotStarted",
         pipeline_name=spec.get("experiment") or dag_id, spec_hash=digest, parameters=values, tags=dict(tags or {}),
         regenerate_outputs=bool(regenerate_outputs),
+        properties={"azureml.parentrunid": str(parent_run_id)} if parent_run_id else {},
     )
     client.trigger(dag_id, conf=conf, dag_run_id=run_id, note=f"experiment {experiment.name}")
     run = PipelineRun(experiment, run_id)

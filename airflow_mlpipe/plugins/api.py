@@ -144,7 +144,7 @@ def create_app() -> FastAPI:
         return row
 
     def _submit(request: Request, user: Any, ws: Any, prow: dict[str, Any], body: PipelineSubmissionInfo,
-                endpoint: dict | None) -> dict[str, Any]:
+                endpoint: dict | None, parent_run_id: str | None = None) -> dict[str, Any]:
         from airflow_mlpipe.clients.airflow_rest import AirflowAPIError
 
         authorize_dag(user, "POST", prow["dag_id"], run=True)
@@ -159,7 +159,7 @@ def create_app() -> FastAPI:
                 ws, prow, body.ExperimentName, body.ParameterAssignments, tags=body.tags,
                 description=body.Description, run_source=body.RunSource or "API",
                 continue_on_step_failure=body.ContinueRunOnStepFailure, endpoint=endpoint, client=_client(request),
-                wait_for_dag=30,
+                wait_for_dag=30, parent_run_id=parent_run_id,
             )
         except AirflowAPIError as exc:
             status = exc.status if 400 <= exc.status < 500 else 502
@@ -219,7 +219,7 @@ def create_app() -> FastAPI:
                                   pipeline_id: Annotated[str, Path(pattern=ID_PATTERN)],
                                   parentRunId: str | None = None):  # noqa: N803 - v1 query name
         ws = _ws()
-        return _submit(request, user, ws, _pipeline_row(ws, pipeline_id), body, None)
+        return _submit(request, user, ws, _pipeline_row(ws, pipeline_id), body, None, parentRunId)
 
     # ------------------------------------------------------------------ endpoints
     @app.get(f"{API}/endpoints", response_model=list[PipelineEndpointEntity], tags=["pipeline endpoints"])
@@ -235,7 +235,7 @@ def create_app() -> FastAPI:
         return pub.PipelineEndpoint(ws, _endpoint_row(ws, endpoint)).to_entity()
 
     def _endpoint_submit(request: Request, user: Any, key: str, body: PipelineSubmissionInfo,
-                         version: str | None) -> dict[str, Any]:
+                         version: str | None, parent_run_id: str | None = None) -> dict[str, Any]:
         ws = _ws()
         erow = _endpoint_row(ws, key)
         if erow["status"] != "Active":
@@ -248,7 +248,7 @@ def create_app() -> FastAPI:
             raise HTTPException(404, f"Pipeline endpoint {erow['name']!r} has no version {version!r} "
                                      f"(versions: {versions})")
         return _submit(request, user, ws, _pipeline_row(ws, vrow["pipeline_id"]), body,
-                       {"id": erow["id"], "version": version})
+                       {"id": erow["id"], "version": version}, parent_run_id)
 
     @app.post(f"{API}/PipelineRuns/PipelineEndpointSubmit/Id/{{endpoint_id}}", response_model=PipelineRunEntity,
               tags=["pipeline endpoints"])
@@ -256,7 +256,7 @@ def create_app() -> FastAPI:
                                  endpoint_id: Annotated[str, Path(pattern=ID_PATTERN)],
                                  pipelineVersion: Annotated[str | None, Query(max_length=20)] = None,  # noqa: N803
                                  parentRunId: str | None = None):  # noqa: N803
-        return _endpoint_submit(request, user, endpoint_id, body, pipelineVersion)
+        return _endpoint_submit(request, user, endpoint_id, body, pipelineVersion, parentRunId)
 
     @app.post(f"{API}/PipelineRuns/PipelineEndpointSubmit/Name/{{endpoint_name}}",
               response_model=PipelineRunEntity, tags=["pipeline endpoints"])
@@ -264,7 +264,7 @@ def create_app() -> FastAPI:
                                          endpoint_name: Annotated[str, Path(pattern=NAME_PATTERN)],
                                          pipelineVersion: Annotated[str | None, Query(max_length=20)] = None,  # noqa: N803
                                          parentRunId: str | None = None):  # noqa: N803
-        return _endpoint_submit(request, user, endpoint_name, body, pipelineVersion)
+        return _endpoint_submit(request, user, endpoint_name, body, pipelineVersion, parentRunId)
 
     # ------------------------------------------------------------------ runs
     @app.get(f"{API}/runs", response_model=list[PipelineRunEntity], tags=["runs"])

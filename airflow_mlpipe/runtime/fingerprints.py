@@ -25,10 +25,6 @@ from airflow_mlpipe.store.tables_cache import file_hashes
 _BATCH = 500
 
 
-def hash_bytes(data: bytes) -> str:
-    return blake3.blake3(data).hexdigest()
-
-
 def hash_json(value: Any) -> str:
     return blake3.blake3(canonical_json(value).encode()).hexdigest()
 

@@ -60,11 +60,6 @@ def append_record(path: str | os.PathLike, record: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def append_records(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> None:
-    for record in records:
-        append_record(path, record)
-
-
 def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
     """All records in file order; a missing file is empty, a truncated last line (crash mid-write) is dropped.
 

@@ -84,17 +84,6 @@ def snapshot_files(folder: str | Path, step: str | None = None) -> list[str]:
     return sorted(found)
 
 
-def copy_snapshot(folder: str | Path, target: str | Path) -> list[str]:
-    folder, target = Path(folder), Path(target)
-    files = snapshot_files(folder)
-    for rel in files:
-        dest = target / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(folder / rel, dest)
-    target.mkdir(parents=True, exist_ok=True)
-    return files
-
-
 def git_info(folder: str | Path) -> dict[str, Any] | None:
     """Repository, branch, commit and dirty flag when ``folder`` is inside a git work tree (one git call)."""
     folder = Path(folder).resolve()

@@ -19,7 +19,6 @@ import posixpath
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -583,7 +582,7 @@ class Dataset:
         return out
 
     def fingerprint(self) -> str:
-        """Hash of the definition (what is read), not of the data; see :func:`content_fingerprint`."""
+        """Hash of the definition (what is read), not of the data; the step cache hashes the data too."""
         return definition_hash(self._definition)
 
     def __repr__(self) -> str:
@@ -955,25 +954,3 @@ def materialize(workspace: Any, definition: dict[str, Any], mode: str, target_di
         return os.path.abspath(paths[0])
     return os.path.abspath(target_dir)
 
-
-def content_fingerprint(workspace: Any, definition: dict[str, Any]) -> str:
-    """Hash of the definition plus every matched file's path, size and modification stamp (or ETag).
-
-    Cheap (metadata only); used by the cache so that new data at the same path invalidates reuse.
-    """
-    ds = Dataset.from_definition(workspace, definition)
-    items = []
-    for m in ds._listing(ignore_not_found=True).matches:
-        info = m.fs.info(m.path)
-        stamp = (info.get("ETag") or info.get("etag") or info.get("md5") or info.get("mtime")
-                 or info.get("LastModified") or info.get("last_modified") or info.get("created"))
-        items.append([m.rel, info.get("size"), str(stamp)])
-    payload = canonical_json({"definition": _core(definition), "files": items})
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def iter_local_files(workspace: Any, definition: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """``(relative path, fs path)`` of every file the definition selects (for hashing or listing)."""
-    ds = Dataset.from_definition(workspace, definition)
-    for m in ds._listing().matches:
-        yield m.rel, m.path

@@ -43,7 +43,7 @@ class Experiment:
                 pipeline_parameters=kwargs.get("pipeline_parameters"),
                 regenerate_outputs=bool(kwargs.get("regenerate_outputs", False)),
                 continue_on_step_failure=bool(kwargs.get("continue_on_step_failure", False)),
-                tags=tags,
+                tags=tags, parent_run_id=kwargs.get("parent_run_id"),
             )
         raise UserErrorException(
             f"Experiment.submit: cannot submit a {type(config).__name__}; submit a Pipeline"

@@ -178,9 +178,16 @@ class Pipeline:
     def submit(self, experiment_name: str, pipeline_parameters: dict | None = None,
                continue_on_step_failure: bool = False, regenerate_outputs: bool = False,
                parent_run_id: str | None = None, credential_passthrough: Any = None, **kwargs: Any):
+        """Submit as a run of ``experiment_name``; ``parent_run_id`` is recorded as run property
+        ``azureml.parentrunid`` (as in v1)."""
         from airflow_mlpipe.sdk.experiment import Experiment
+        from airflow_mlpipe.sdk.no_effect import warn_no_effect
 
+        if credential_passthrough:
+            warn_no_effect("Pipeline.submit", "credential_passthrough",
+                           "steps read and write data with the datastores' own credentials, as the Airflow "
+                           "worker, never with the submitter's identity")
         return Experiment(self._workspace, experiment_name).submit(
             self, pipeline_parameters=pipeline_parameters, continue_on_step_failure=continue_on_step_failure,
-            regenerate_outputs=regenerate_outputs, tags=kwargs.get("tags"),
+            regenerate_outputs=regenerate_outputs, tags=kwargs.get("tags"), parent_run_id=parent_run_id,
         )

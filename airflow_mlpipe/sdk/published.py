@@ -51,11 +51,12 @@ def _base_url(ws: Any) -> str:
 def trigger_published(ws: Any, row: dict[str, Any], experiment_name: str, pipeline_parameters: dict | None = None,
                       *, tags: dict | None = None, description: str | None = None, run_source: str = "SDK",
                       continue_on_step_failure: bool | None = None, endpoint: dict | None = None,
-                      client: Any = None, wait_for_dag: float = 120) -> str:
+                      client: Any = None, wait_for_dag: float = 120, parent_run_id: str | None = None) -> str:
     """Validate, record and trigger one run of the published pipeline ``row``; returns the run id.
 
     Raises UserErrorException (bad experiment name, unknown parameter, wrong type, disabled pipeline).
     ``client`` is an AirflowClient (the plugin passes one carrying the caller's own token).
+    ``parent_run_id`` links the run to its parent as v1 does (run property ``azureml.parentrunid``).
     """
     from airflow_mlpipe.clients.submit import check_parameters
     from airflow_mlpipe.sdk.experiment import _NAME
@@ -103,6 +104,8 @@ def trigger_published(ws: Any, row: dict[str, Any], experiment_name: str, pipeli
         properties["azureml.pipelineendpointversion"] = endpoint.get("version")
     if description:
         properties["description"] = str(description)
+    if parent_run_id:
+        properties["azureml.parentrunid"] = str(parent_run_id)
     conf = json.loads(canonical_json({**values, CONF_KEY: meta}))
     from airflow_mlpipe.store.tables_specs import save_spec
 
@@ -281,7 +284,7 @@ class PublishedPipeline:
         """Trigger a run (the generated DAG with these parameter values); returns the PipelineRun."""
         ws = workspace or self._workspace
         run_id = trigger_published(ws, self._refresh(), experiment_name, pipeline_parameters, tags=tags,
-                                   continue_on_step_failure=continue_on_step_failure)
+                                   continue_on_step_failure=continue_on_step_failure, parent_run_id=parent_run_id)
         print(f"Submitted PipelineRun {run_id}")
         return _pipeline_run(ws, experiment_name, run_id)
 
@@ -540,7 +543,7 @@ class PipelineEndpoint:
         """Run the default version (or ``pipeline_version``); returns the PipelineRun."""
         prow, ep = self._resolve(pipeline_version)
         run_id = trigger_published(self._workspace, prow, experiment_name, pipeline_parameters, tags=tags,
-                                   endpoint=ep)
+                                   endpoint=ep, parent_run_id=parent_run_id)
         print(f"Submitted PipelineRun {run_id}")
         return _pipeline_run(self._workspace, experiment_name, run_id)
 

@@ -430,7 +430,8 @@ class PipelineRun(Run):
         details: dict[str, Any] = {
             "runId": self.id, "target": "airflow", "status": status,
             "startTimeUtc": _iso(row.get("start_time") or row.get("created_at")), "endTimeUtc": _iso(row.get("end_time")),
-            "properties": {"azureml.runsource": "azureml.PipelineRun", "dag_id": self.dag_id,
+            "properties": {**(row.get("properties") or {}), "azureml.runsource": "azureml.PipelineRun",
+                           "dag_id": self.dag_id,
                            "airflow_run_id": self.airflow_run_id, "spec_hash": row.get("spec_hash")},
             "tags": row.get("tags") or {}, "parameters": row.get("parameters") or {},
         }

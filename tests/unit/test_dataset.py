@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 
 from airflow_mlpipe.exceptions import UserErrorException
+from airflow_mlpipe.runtime.fingerprints import dataset_fingerprint
 from airflow_mlpipe.sdk.data_reference import DataPath
 from airflow_mlpipe.sdk.dataset import (
     Dataset,
     DataType,
     FileDataset,
     TabularDataset,
-    content_fingerprint,
     materialize,
 )
 from airflow_mlpipe.sdk.dataset_consumption import DatasetConsumptionConfig
@@ -234,11 +234,11 @@ def test_memory_store_end_to_end(workspace, test_data, tmp_path):
         assert sorted(os.listdir(ctx.mount_point)) == ["part1.csv", "part2.csv"]
 
 
-def test_content_fingerprint_changes_with_data(workspace, store, tmp_path):
+def test_dataset_fingerprint_changes_with_data(workspace, store, tmp_path):
     definition = Dataset.File.from_files((store, "parts")).to_definition()
-    before = content_fingerprint(workspace, definition)
-    assert content_fingerprint(workspace, definition) == before
+    before = dataset_fingerprint(workspace, definition)
+    assert dataset_fingerprint(workspace, definition) == before
     extra = tmp_path / "part3.csv"
     extra.write_text("PassengerId\n999\n")
     store.upload_files([str(extra)], target_path="parts", show_progress=False)
-    assert content_fingerprint(workspace, definition) != before
+    assert dataset_fingerprint(workspace, definition) != before
