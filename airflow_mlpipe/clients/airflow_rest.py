@@ -12,6 +12,12 @@ import httpx
 
 from airflow_mlpipe.workspace import Workspace
 
+#: attempts to trigger a run with our own run id when Airflow answers a transient error (SQLite lock, restart)
+TRIGGER_ATTEMPTS = 4
+#: retries of an idempotent request that Airflow answered with its "Database error" 500 (SQLite write lock)
+DB_BUSY_RETRIES = 3
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
+
 
 class AirflowAPIError(RuntimeError):
     """A 4xx/5xx answer of the Airflow API (or a transport failure, status 0)."""
@@ -137,7 +143,8 @@ class AirflowClient:
         """Send a request with the bearer token; on 401 re-fetch the token once. Raises AirflowAPIError."""
         if params:
             params = {k: v for k, v in params.items() if v is not None}
-        for attempt in (0, 1):
+        relogged, busy_retries = False, 0
+        while True:
             hdrs = dict(headers or {})
             token = self.token
             if token:
@@ -146,8 +153,15 @@ class AirflowClient:
                 resp = self._http.request(method, path, json=json, params=params, headers=hdrs, content=content)
             except httpx.HTTPError as exc:
                 raise AirflowAPIError(0, f"cannot reach {self.base_url}: {exc}", method, path) from exc
-            if resp.status_code == 401 and attempt == 0 and self.username:
+            if resp.status_code == 401 and not relogged and self.username:
                 self._token = None  # expired or server secret changed: log in again
+                relogged = True
+                continue
+            if (resp.status_code == 500 and method in IDEMPOTENT_METHODS and busy_retries < DB_BUSY_RETRIES
+                    and "Database error" in resp.text):
+                # Airflow on SQLite: another component held the write lock; the same request again is safe
+                busy_retries += 1
+                time.sleep(0.5 * 2**busy_retries)
                 continue
             break
         if resp.status_code == 404 and allow_404:
@@ -241,7 +255,23 @@ class AirflowClient:
             body["dag_run_id"] = dag_run_id
         if note is not None:
             body["note"] = note
-        return self._json("POST", f"{self.API}/dags/{_seg(dag_id)}/dagRuns", json=body)
+        path = f"{self.API}/dags/{_seg(dag_id)}/dagRuns"
+        for attempt in range(TRIGGER_ATTEMPTS):
+            try:
+                return self._json("POST", path, json=body)
+            except AirflowAPIError as exc:
+                # Airflow on SQLite answers "Database error" (500) while another component holds the write lock;
+                # with our own run id a retry is safe: a run the failed answer did create is found, not doubled
+                transient = exc.status >= 500 or exc.status == 0
+                if not dag_run_id or not transient or attempt == TRIGGER_ATTEMPTS - 1:
+                    if dag_run_id and exc.status == 409 and attempt > 0:
+                        return self.get_dag_run(dag_id, dag_run_id)
+                    raise
+                time.sleep(0.5 * 2**attempt)
+                existing = self.request("GET", f"{path}/{_seg(dag_run_id)}", allow_404=True)
+                if existing is not None:
+                    return existing.json()
+        raise AssertionError("unreachable")
 
     def get_dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return self._json("GET", f"{self.API}/dags/{_seg(dag_id)}/dagRuns/{_seg(run_id)}")

@@ -239,23 +239,6 @@ def test_airflow_native_trigger_params_and_conf(project):
     assert ws.store.get_metrics(f"{run_id}.emit") == {"value": 7, "tag_len": 3}
 
 
-def test_schemathesis_every_check(project, tmp_path):
-    """Property-based run over our OpenAPI description with every schemathesis check: no 5xx, every response
-    documented and matching its schema, bad input refused, good input accepted, authentication enforced."""
-    st = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or shutil.which("st")
-    assert st is not None, "schemathesis is required (it is in the dev dependency group: uv sync)"
-    _, _, info, _, token = project
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": ""}
-    proc = subprocess.run(
-        [st, "--config-file", str(Path(__file__).with_name("schemathesis.toml")), "run", f"{info.url}/mlpipe/openapi.json", "--url", f"{info.url}/mlpipe",
-         "-H", f"Authorization: Bearer {token}", "--checks", "all", "--max-examples", "15",
-         "--phases", "examples,fuzzing", "--no-color", "--request-timeout", "60"],
-        capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path,
-    )
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
-
-
 def test_experiment_submit_from_another_machine_uploads_snapshots(project, tmp_path, monkeypatch):
     """A client workspace that names the api-server (not the embedded Airflow) ships its sources over REST."""
     from airflow_mlpipe import Experiment, Pipeline, PipelineData, PythonScriptStep
@@ -450,3 +433,21 @@ def test_out_of_range_parameters_are_400_and_start_no_run(project, params, needl
                                                                   "ParameterAssignments": params})
     assert r.status_code == 400 and needle in r.json()["detail"], r.text
     assert len(ws.store.list_pipeline_runs(None, limit=500)) == before
+
+
+# last: schemathesis submits many runs, which keeps this Airflow busy for a while
+def test_schemathesis_every_check(project, tmp_path):
+    """Property-based run over our OpenAPI description with every schemathesis check: no 5xx, every response
+    documented and matching its schema, bad input refused, good input accepted, authentication enforced."""
+    st = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or shutil.which("st")
+    assert st is not None, "schemathesis is required (it is in the dev dependency group: uv sync)"
+    _, _, info, _, token = project
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": ""}
+    proc = subprocess.run(
+        [st, "--config-file", str(Path(__file__).with_name("schemathesis.toml")), "run", f"{info.url}/mlpipe/openapi.json", "--url", f"{info.url}/mlpipe",
+         "-H", f"Authorization: Bearer {token}", "--checks", "all", "--max-examples", "15",
+         "--phases", "examples,fuzzing", "--no-color", "--request-timeout", "60"],
+        capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
