@@ -70,13 +70,13 @@ _EXPORTS: dict[str, str] = {
     "MsiAuthentication": "airflow_mlpipe.sdk.authentication",
     "AuthenticationException": "airflow_mlpipe.sdk.authentication",
     # errors
-    "AzureMLException": "airflow_mlpipe.exceptions",
-    "UserErrorException": "airflow_mlpipe.exceptions",
-    "PipelineValidationError": "airflow_mlpipe.exceptions",
-    "ActivityFailedException": "airflow_mlpipe.exceptions",
-    "RunEnvironmentException": "airflow_mlpipe.exceptions",
-    "ComputeTargetException": "airflow_mlpipe.exceptions",
-    "ModelNotFoundException": "airflow_mlpipe.exceptions",
+    "AzureMLException": "airflow_mlpipe.contract.exceptions",
+    "UserErrorException": "airflow_mlpipe.contract.exceptions",
+    "PipelineValidationError": "airflow_mlpipe.contract.exceptions",
+    "ActivityFailedException": "airflow_mlpipe.contract.exceptions",
+    "RunEnvironmentException": "airflow_mlpipe.contract.exceptions",
+    "ComputeTargetException": "airflow_mlpipe.contract.exceptions",
+    "ModelNotFoundException": "airflow_mlpipe.contract.exceptions",
 }
 
 __all__ = sorted(_EXPORTS)

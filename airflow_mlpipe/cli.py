@@ -7,11 +7,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from airflow_mlpipe.exceptions import UserErrorException
+from airflow_mlpipe.contract.exceptions import UserErrorException
 
 
 def _workspace():
-    from airflow_mlpipe.workspace import Workspace
+    from airflow_mlpipe.sdk.workspace import Workspace
 
     return Workspace.from_config()
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import json
 import sys
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
-from airflow_mlpipe.exceptions import UserErrorException
+from airflow_mlpipe.contract.exceptions import UserErrorException
+from airflow_mlpipe.contract.timestamps import iso_utc as _iso
 
 SUBMIT_PATH = "/PipelineRuns/PipelineSubmit/"
 ENDPOINT_SUBMIT_PATH = "/PipelineRuns/PipelineEndpointSubmit/Id/"
@@ -33,10 +34,6 @@ def _base_url(ws: Any) -> str:
     from airflow_mlpipe.sdk.published import _base_url as published_base_url
 
     return published_base_url(ws) + ENDPOINT_PREFIX
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() + "Z" if isinstance(value, datetime) else value
 
 
 def _emit_json(data: Any) -> None:
@@ -162,10 +159,8 @@ def _format_pipeline(rec: dict[str, Any]) -> str:
 
 
 def _cmd_pipelines_show(args: argparse.Namespace) -> int:
-    from airflow_mlpipe.sdk.published import PublishedPipeline
-
     ws = _workspace()
-    rec = _pipeline_record(PublishedPipeline.get(ws, args.pipeline_id), _base_url(ws), detail=True)
+    rec = _pipeline_record(_get_pipeline(ws, args.pipeline_id), _base_url(ws), detail=True)
     if args.json:
         _emit_json(rec)
     else:
@@ -173,13 +168,10 @@ def _cmd_pipelines_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _set_pipeline_status(args: argparse.Namespace, enable: bool) -> int:
+def _get_pipeline(ws: Any, pipeline_id: str) -> Any:
     from airflow_mlpipe.sdk.published import PublishedPipeline
 
-    p = PublishedPipeline.get(_workspace(), args.pipeline_id)
-    p.enable() if enable else p.disable()
-    print(f"Published pipeline {p.id} ({p.name}) is {p.status}")
-    return 0
+    return PublishedPipeline.get(ws, pipeline_id)
 
 
 # ---------------------------------------------------------------------------------------------- endpoints
@@ -271,7 +263,7 @@ def _submit_and_report(args: argparse.Namespace, ws: Any, spec: dict[str, Any], 
 
     raw = _parse_params(args.param)
     prepare_airflow_env(ws)  # before anything imports Airflow: its config is the workspace's
-    from airflow_mlpipe.clients.submit import check_parameters
+    from airflow_mlpipe.contract.parameters import check_parameters
 
     check_parameters(spec, raw)  # typed by the pipeline's parameter types; the SDK coerces the same way
     _ensure_airflow(ws)
@@ -339,13 +331,28 @@ def _cmd_schedules_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _set_schedule_status(args: argparse.Namespace, enable: bool) -> int:
+def _get_schedule(ws: Any, schedule_id: str) -> Any:
     from airflow_mlpipe.sdk.schedule import Schedule
 
-    s = Schedule.get(_workspace(), args.schedule_id)
-    s.enable() if enable else s.disable()
-    print(f"Schedule {s.id} ({s.name}) is {s.status}")
+    return Schedule.get(ws, schedule_id)
+
+
+# ---------------------------------------------------------------------------------------------- enable, disable
+def _cmd_set_status(args: argparse.Namespace, what: str, id_arg: str, get: Callable[[Any, str], Any],
+                    action: str) -> int:
+    """``enable``/``disable`` of any group: look the object up, call its v1 method, print its new status."""
+    obj = get(_workspace(), getattr(args, id_arg))
+    getattr(obj, action)()
+    print(f"{what} {obj.id} ({obj.name}) is {obj.status}")
     return 0
+
+
+def _enable_disable_parsers(actions: Any, what: str, id_arg: str, get: Callable[[Any, str], Any]) -> None:
+    """The ``enable`` and ``disable`` actions of a group whose objects ``get(ws, id)`` finds."""
+    for action in ("enable", "disable"):
+        p = actions.add_parser(action, help=f"{action} a {what[0].lower()}{what[1:]}")
+        p.add_argument(id_arg, metavar="ID")
+        p.set_defaults(func=functools.partial(_cmd_set_status, what=what, id_arg=id_arg, get=get, action=action))
 
 
 # ---------------------------------------------------------------------------------------------- parser
@@ -383,10 +390,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("pipeline_id", metavar="ID")
     _submit_flags(p)
     p.set_defaults(func=_cmd_pipelines_submit)
-    for action, enable in (("enable", True), ("disable", False)):
-        p = pl.add_parser(action, help=f"{action} a published pipeline")
-        p.add_argument("pipeline_id", metavar="ID")
-        p.set_defaults(func=lambda a, enable=enable: _set_pipeline_status(a, enable))
+    _enable_disable_parsers(pl, "Published pipeline", "pipeline_id", _get_pipeline)
 
     ep = _group(sub, "endpoints", "list, show, submit pipeline endpoints or set their default version")
     p = ep.add_parser("list", help="list pipeline endpoints (active ones unless --all)")
@@ -412,7 +416,4 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--all", action="store_true", help="include disabled schedules")
     _json_flag(p)
     p.set_defaults(func=_cmd_schedules_list)
-    for action, enable in (("enable", True), ("disable", False)):
-        p = sc.add_parser(action, help=f"{action} a schedule")
-        p.add_argument("schedule_id", metavar="ID")
-        p.set_defaults(func=lambda a, enable=enable: _set_schedule_status(a, enable))
+    _enable_disable_parsers(sc, "Schedule", "schedule_id", _get_schedule)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from airflow_mlpipe.workspace import Workspace
+from airflow_mlpipe.sdk.workspace import Workspace
 
 
 def prepare_airflow_env(ws: Workspace) -> None:
@@ -23,7 +23,7 @@ def prepare_airflow_env(ws: Workspace) -> None:
 
 def load_pipeline_file(path: str | Path) -> tuple[Any, Any]:
     """Import a pipeline file; returns (module, Pipeline). The file defines ``pipeline`` or one Pipeline."""
-    from airflow_mlpipe.exceptions import UserErrorException
+    from airflow_mlpipe.contract.exceptions import UserErrorException
     from airflow_mlpipe.sdk.pipeline import Pipeline
 
     path = Path(path).resolve()
@@ -60,8 +60,7 @@ def _in_dags_folder(ws: Workspace, path: Path) -> bool:
 def run_pipeline_file(path: str, experiment: str | None, parameters: dict[str, str],
                       regenerate_outputs: bool, wait: bool, unreachable_timeout: float | None = None) -> int:
     from airflow_mlpipe.clients.local_airflow import ensure_running
-    from airflow_mlpipe.clients.submit import submit_pipeline
-    from airflow_mlpipe.exceptions import ActivityFailedException
+    from airflow_mlpipe.contract.exceptions import ActivityFailedException
     from airflow_mlpipe.sdk.experiment import Experiment
 
     ws = Workspace.from_config()
@@ -74,8 +73,8 @@ def run_pipeline_file(path: str, experiment: str | None, parameters: dict[str, s
     dag_id = pipeline._dag_id if pipeline._dag_id and _in_dags_folder(ws, Path(path)) else None
     exp = Experiment(ws, experiment or pipeline._dag_id or Path(path).stem)
     started = time.monotonic()
-    run = submit_pipeline(exp, pipeline, pipeline_parameters=parameters or None,
-                          regenerate_outputs=regenerate_outputs, dag_id=dag_id)
+    run = exp.submit(pipeline, pipeline_parameters=parameters or None, regenerate_outputs=regenerate_outputs,
+                     dag_id=dag_id)
     if not wait:
         return 0
     try:

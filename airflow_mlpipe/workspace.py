@@ -1,287 +1,32 @@
-"""Workspace: where the metadata store, the datastores and the Airflow to run on are.
-
-v1 finds ``config.json`` by walking up from the working directory; we do the same (``.mlpipe/``, then
-``.azureml/``, then the folder itself). With no config at all the *embedded default* is used: everything
-lives under ``<project>/.mlpipe`` (SQLite store, local datastores, an Airflow home run on 127.0.0.1).
+"""``airflow_mlpipe.workspace``: the public import path of the v1 ``Workspace`` (users and step scripts import
+it from here). The class is :mod:`airflow_mlpipe.sdk.workspace`; its location part (home, config, store,
+Airflow settings), which the lower layers use, is :mod:`airflow_mlpipe.data.workspace_location`.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-from typing import Any
+from airflow_mlpipe.data.workspace_location import (
+    CONFIG_DIRS,
+    CONFIG_FILES,
+    DEFAULT_DATASTORE,
+    DEFAULT_WORKSPACE_NAME,
+    ENV_WORKSPACE_CONFIG,
+    ENV_WORKSPACE_HOME,
+    HOME_DIRNAME,
+    WorkspaceLocation,
+    make_private_dir,
+)
+from airflow_mlpipe.sdk.workspace import Workspace
 
-from airflow_mlpipe.exceptions import UserErrorException
-
-CONFIG_DIRS = (".mlpipe", ".azureml", "aml_config", "")
-CONFIG_FILES = ("config.json", "project.json")
-HOME_DIRNAME = ".mlpipe"
-DEFAULT_WORKSPACE_NAME = "local"
-DEFAULT_DATASTORE = "workspaceblobstore"
-#: environment variable naming a workspace home; set by operators for step scripts and usable by deployments
-ENV_WORKSPACE_HOME = "MLPIPE_WORKSPACE_HOME"
-ENV_WORKSPACE_CONFIG = "MLPIPE_WORKSPACE_CONFIG"
-
-
-def make_private_dir(folder: Path) -> None:
-    """Create ``folder`` owner-only (0700), or tighten an existing one of ours: a workspace home holds the store,
-    the Airflow home with its secrets, logs and data, so other local users have no business in it."""
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        st = folder.stat()
-        if st.st_uid == os.getuid() and st.st_mode & 0o077:
-            folder.chmod(0o700)
-    except OSError:  # a folder we do not own (a shared mount): leave its mode to its owner
-        pass
-
-
-def _find_config(start: Path, file_name: str | None) -> Path | None:
-    names = (file_name,) if file_name else CONFIG_FILES
-    if start.is_file():
-        return start
-    for folder in (start, *start.parents):
-        for sub in CONFIG_DIRS:
-            for name in names:
-                candidate = folder / sub / name if sub else folder / name
-                if candidate.is_file():
-                    return candidate
-    return None
-
-
-class Workspace:
-    """A local or remote workspace (v1 ``azureml.core.Workspace``).
-
-    ``Workspace(subscription_id, resource_group, workspace_name)`` is accepted for ported code; the Azure
-    coordinates are kept for display only.
-    """
-
-    def __init__(
-        self,
-        subscription_id: str | None = None,
-        resource_group: str | None = None,
-        workspace_name: str | None = None,
-        auth: Any = None,
-        *,
-        home: str | os.PathLike | None = None,
-        config: dict[str, Any] | None = None,
-        config_path: str | os.PathLike | None = None,
-        **_: Any,
-    ) -> None:
-        self._config: dict[str, Any] = dict(config or {})
-        self.subscription_id = subscription_id or self._config.get("subscription_id") or "local"
-        self.resource_group = resource_group or self._config.get("resource_group") or "local"
-        self.name = workspace_name or self._config.get("workspace_name") or DEFAULT_WORKSPACE_NAME
-        self.config_path = Path(config_path).resolve() if config_path else None
-        base = self.config_path.parent if self.config_path else Path.cwd()
-        if base.name in (".mlpipe", ".azureml", "aml_config"):
-            base = base.parent
-        if home is None:
-            home = self._config.get("home") or os.environ.get(ENV_WORKSPACE_HOME) or base / HOME_DIRNAME
-        self.home = (base / home).resolve() if not Path(home).is_absolute() else Path(home)
-        make_private_dir(self.home)
-        self.location = self._config.get("location", "local")
-        self.sku = "basic"
-        self.tags = self._config.get("tags", {})
-        self._default_datastore_name = self._config.get("default_datastore", DEFAULT_DATASTORE)
-        self._auth = auth
-        if hasattr(auth, "_bind"):  # an airflow_mlpipe authentication object: this is its default workspace
-            auth._bind(self)
-
-    # ------------------------------------------------------------------ construction
-    @staticmethod
-    def from_config(
-        path: str | os.PathLike | None = None,
-        auth: Any = None,
-        _logger: Any = None,
-        _file_name: str | None = None,
-    ) -> Workspace:
-        """Find ``config.json`` upward from ``path`` (default: cwd); none found → the embedded default.
-
-        ``MLPIPE_WORKSPACE_CONFIG`` (a path) or ``MLPIPE_WORKSPACE_HOME`` win when set, so that step scripts
-        and DAG files parsed by Airflow land on the workspace that submitted them.
-        """
-        env_config = os.environ.get(ENV_WORKSPACE_CONFIG)
-        if path is None and env_config:
-            path = env_config
-        if path is None and os.environ.get(ENV_WORKSPACE_HOME):
-            home = Path(os.environ[ENV_WORKSPACE_HOME])
-            cfg = home / "config.json"
-            if cfg.is_file():
-                return Workspace._from_file(cfg, auth)
-            return Workspace(home=home, auth=auth)
-        start = Path(path or ".").resolve()
-        if path is not None and not start.exists():
-            raise UserErrorException(f"Workspace.from_config: path {str(start)!r} does not exist")
-        found = _find_config(start, _file_name)
-        if found is None:
-            if path is not None and _file_name:
-                raise UserErrorException(
-                    f"Workspace.from_config: {_file_name!r} could not be found in {start} or its parent directories"
-                )
-            root = start if start.is_dir() else start.parent
-            return Workspace(home=root / HOME_DIRNAME, auth=auth)
-        return Workspace._from_file(found, auth)
-
-    @staticmethod
-    def _from_file(path: Path, auth: Any = None) -> Workspace:
-        try:
-            config = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserErrorException(f"Workspace config {path} is not valid JSON: {exc}") from exc
-        if not isinstance(config, dict):
-            raise UserErrorException(f"Workspace config {path} must hold a JSON object")
-        if "Scope" in config and "workspace_name" not in config:
-            parts = str(config["Scope"]).split("/")
-            if len(parts) > 8:
-                config.update(subscription_id=parts[2], resource_group=parts[4], workspace_name=parts[8])
-        return Workspace(config=config, config_path=path, auth=auth)
-
-    @staticmethod
-    def get(name: str | None = None, auth: Any = None, subscription_id: str | None = None,
-            resource_group: str | None = None, **_: Any) -> Workspace:
-        ws = Workspace.from_config(auth=auth)
-        if name and name != ws.name:
-            raise UserErrorException(f"Workspace.get: no workspace named {name!r} (found {ws.name!r})")
-        return ws
-
-    def write_config(self, path: str | os.PathLike | None = None, file_name: str | None = None) -> Path:
-        """Write this workspace's config so that ``from_config()`` finds it from ``path`` downward."""
-        folder = Path(path or ".") / HOME_DIRNAME
-        make_private_dir(folder)
-        target = folder / (file_name or "config.json")
-        config = {**self._config, "workspace_name": self.name}
-        config.setdefault("home", str(self.home))
-        target.write_text(json.dumps(config, indent=2))
-        return target
-
-    # ------------------------------------------------------------------ references for specs and env
-    def to_ref(self) -> dict[str, Any]:
-        """What a spec or a step process needs to reopen this workspace (never secrets)."""
-        ref: dict[str, Any] = {"name": self.name, "home": str(self.home)}
-        if self.config_path:
-            ref["config_path"] = str(self.config_path)
-        return ref
-
-    @staticmethod
-    def from_ref(ref: dict[str, Any] | None) -> Workspace:
-        """Reopen a workspace from :meth:`to_ref`; the environment overrides so a cluster can remap homes."""
-        if os.environ.get(ENV_WORKSPACE_CONFIG) or os.environ.get(ENV_WORKSPACE_HOME) or not ref:
-            return Workspace.from_config()
-        if ref.get("config_path") and Path(ref["config_path"]).is_file():
-            return Workspace._from_file(Path(ref["config_path"]))
-        return Workspace(workspace_name=ref.get("name"), home=ref["home"])
-
-    # ------------------------------------------------------------------ configuration views
-    @property
-    def config(self) -> dict[str, Any]:
-        return self._config
-
-    @property
-    def store_url(self) -> str:
-        return (
-            os.environ.get("MLPIPE_STORE_URL")
-            or self._config.get("store_url")
-            or f"sqlite:///{self.home / 'mlpipe.db'}"
-        )
-
-    @property
-    def airflow_config(self) -> dict[str, Any]:
-        """``{"url": …, "username": …, "password": …}`` for a remote Airflow, or ``{}`` for the embedded one."""
-        cfg = dict(self._config.get("airflow") or {})
-        if os.environ.get("MLPIPE_AIRFLOW_URL"):
-            cfg["url"] = os.environ["MLPIPE_AIRFLOW_URL"]
-        if "password_env" in cfg:
-            cfg["password"] = os.environ.get(cfg.pop("password_env"), "")
-        if "token_env" in cfg:
-            token = os.environ.get(cfg.pop("token_env"))
-            if token:
-                cfg.setdefault("token", token)
-        return cfg
-
-    @property
-    def auth(self) -> Any:
-        """The authentication object given as ``auth=`` (None: the config's credentials); the REST client uses it."""
-        return self._auth
-
-    @property
-    def is_embedded(self) -> bool:
-        return not self.airflow_config.get("url")
-
-    @property
-    def airflow_home(self) -> Path:
-        return self.home / "airflow"
-
-    @property
-    def service_context(self) -> dict[str, Any]:
-        return self.to_ref()
-
-    @property
-    def discovery_url(self) -> str:
-        return self.airflow_config.get("url", "embedded")
-
-    # ------------------------------------------------------------------ store
-    @property
-    def store(self):
-        """The metadata store (SQLAlchemy) of this workspace."""
-        from airflow_mlpipe.store.db import Store
-
-        return Store.for_url(self.store_url)
-
-    # ------------------------------------------------------------------ datastores
-    def get_default_datastore(self):
-        from airflow_mlpipe.sdk.datastore import Datastore
-
-        return Datastore.get(self, self._default_datastore_name)
-
-    def set_default_datastore(self, name: str) -> None:
-        from airflow_mlpipe.sdk.datastore import Datastore
-
-        Datastore.get(self, name)  # raises for an unknown name
-        self._default_datastore_name = name
-        self.store.set_setting("default_datastore", name)
-
-    @property
-    def datastores(self) -> dict[str, Any]:
-        from airflow_mlpipe.sdk.datastore import Datastore
-
-        return Datastore.list(self)
-
-    @property
-    def datasets(self) -> dict[str, Any]:
-        from airflow_mlpipe.sdk.dataset import Dataset
-
-        return Dataset.get_all(self)
-
-    @property
-    def experiments(self) -> dict[str, Any]:
-        from airflow_mlpipe.sdk.experiment import Experiment
-
-        return {name: Experiment(self, name) for name in self.store.list_experiments()}
-
-    @property
-    def compute_targets(self) -> dict[str, Any]:
-        from airflow_mlpipe.sdk.compute import ComputeTarget
-
-        return ComputeTarget.list(self)
-
-    @property
-    def models(self) -> dict[str, Any]:
-        """Registered models by name (latest version), as v1 ``ws.models``."""
-        from airflow_mlpipe.sdk.model import models_of
-
-        return models_of(self)
-
-    def get_run(self, run_id: str):
-        from airflow_mlpipe.sdk.runs import get_run
-
-        return get_run(self, run_id)
-
-    def __repr__(self) -> str:
-        return f"Workspace.create(name='{self.name}', home='{self.home}')"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Workspace) and other.home == self.home
-
-    def __hash__(self) -> int:
-        return hash(self.home)
+__all__ = [
+    "CONFIG_DIRS",
+    "CONFIG_FILES",
+    "DEFAULT_DATASTORE",
+    "DEFAULT_WORKSPACE_NAME",
+    "ENV_WORKSPACE_CONFIG",
+    "ENV_WORKSPACE_HOME",
+    "HOME_DIRNAME",
+    "Workspace",
+    "WorkspaceLocation",
+    "make_private_dir",
+]

@@ -70,7 +70,7 @@ def main() -> None:
                "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__UNIT_TEST_MODE": "True"}
         os.environ.update({k: env[k] for k in ("AIRFLOW_HOME", "AIRFLOW__CORE__LOAD_EXAMPLES")})
         _publish(home, args.pipelines, args.steps)
-        from airflow_mlpipe.compiler.factory import PUBLISHED_STUB_NAME, write_stub
+        from airflow_mlpipe.clients.bundle_stubs import PUBLISHED_STUB_NAME, write_stub
 
         folder = home / "airflow" / "submitted"
         write_stub(folder)  # the generated file the workspace's submitted-pipelines bundle serves

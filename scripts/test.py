@@ -3,7 +3,7 @@
     python3 scripts/test.py [pytest arguments]
 
 On the machines we run on (Debian, root) it installs what is missing: uv (from PyPI), the locked Python
-environment (``uv sync --frozen``), Debian's ``chromium`` (the UI browser test) and ``docker-compose`` (the
+environment (``uv sync --frozen --all-extras``), Debian's ``chromium`` (the UI browser test) and ``docker-compose`` (the
 compose file check); it starts PostgreSQL and Redis when they are installed but stopped. Where it cannot do a
 step itself it stops at once and prints the exact command to run. Then: ``uv run pytest -q`` with your arguments.
 Only the standard library is used here: this runs before any dependency is installed.
@@ -100,9 +100,9 @@ def ensure_services() -> None:
 def main(argv: list[str]) -> int:
     os.chdir(REPO)
     uv = ensure_uv()
-    say("installing the locked environment (uv sync --frozen)")
-    if run([*uv, "sync", "--frozen"]).returncode != 0:
-        raise SetupError("uv sync failed", f"cd {REPO} && {sys.executable} -m uv sync --frozen")
+    say("installing the locked environment (uv sync --frozen --all-extras)")
+    if run([*uv, "sync", "--frozen", "--all-extras"]).returncode != 0:
+        raise SetupError("uv sync failed", f"cd {REPO} && {sys.executable} -m uv sync --frozen --all-extras")
     ensure_debian_packages()
     ensure_services()
     say("tests: uv run pytest -q " + " ".join(argv))

@@ -47,8 +47,8 @@ def airflow_db():
 @pytest.fixture
 def run_dag(airflow_db):
     """Run a pipeline through Airflow in-process (``dag.test()``), from a spec in the test DAGs folder."""
+    from airflow_mlpipe.clients.bundle_stubs import SPECS_DIRNAME, write_stub
     from airflow_mlpipe.compiler.dag_builder import build_dag
-    from airflow_mlpipe.compiler.factory import SPECS_DIRNAME, write_stub
 
     folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
 

@@ -10,7 +10,8 @@ from urllib.parse import quote
 
 import httpx
 
-from airflow_mlpipe.workspace import Workspace
+from airflow_mlpipe.contract.exceptions import UserErrorException
+from airflow_mlpipe.data.workspace_location import WorkspaceLocation
 
 #: attempts to trigger a run with our own run id when Airflow answers a transient error (SQLite lock, restart)
 TRIGGER_ATTEMPTS = 4
@@ -57,7 +58,7 @@ def unreachable_timeout(value: float | str | None = None) -> float:
     except (TypeError, ValueError):
         seconds = -1.0
     if not seconds > 0:
-        from airflow_mlpipe.exceptions import UserErrorException
+        from airflow_mlpipe.contract.exceptions import UserErrorException
 
         raise UserErrorException(f"{source} must be a positive number of seconds, got {value!r}")
     return seconds
@@ -381,11 +382,51 @@ def _error_detail(resp: httpx.Response) -> Any:
     return data
 
 
-def client_for(ws: Workspace) -> AirflowClient:
+class AuthenticatedAirflowClient(AirflowClient):
+    """An AirflowClient whose tokens come from an authentication object (``Workspace(..., auth=auth)``).
+
+    Duck-typed on what the SDK's v1 authentication classes offer: ``_credentials(ws)`` (where to log in, as
+    whom), ``_bearer(ws, force=False)`` (a cached or new token) and ``_invalidate(token)`` (forget one).
+    """
+
+    def __init__(self, ws: Any, auth: Any, url: str, username: str | None, timeout: float) -> None:
+        # a user name makes the base class retry once after a 401 (it then asks ``token`` again)
+        super().__init__(url, username=username or "token", timeout=timeout)
+        self._ws = ws
+        self._auth = auth
+        self._handed: str | None = None
+
+    @property
+    def token(self) -> str | None:
+        if self._token is None and self._handed is not None:  # the server said 401: log in again
+            self._auth._invalidate(self._handed)
+        self._token = self._handed = self._auth._bearer(self._ws)
+        return self._token
+
+    def fetch_token(self) -> str:
+        return self._auth._bearer(self._ws, force=True)
+
+
+def is_auth_object(auth: Any) -> bool:
+    """Whether ``auth`` can sign requests the way :class:`AuthenticatedAirflowClient` asks it to."""
+    return all(callable(getattr(auth, name, None)) for name in ("_credentials", "_bearer", "_invalidate"))
+
+
+def client_with_auth(ws: Any, auth: Any) -> AuthenticatedAirflowClient:
+    """The Airflow REST client for ``ws``, logging in with ``auth`` (``Workspace(..., auth=auth)``)."""
+    if not is_auth_object(auth):
+        raise UserErrorException(
+            f"Workspace auth must be an airflow_mlpipe authentication object (InteractiveLoginAuthentication, "
+            f"ServicePrincipalAuthentication, ...), got {type(auth).__name__}"
+        )
+    creds = auth._credentials(ws)
+    return AuthenticatedAirflowClient(ws, auth, creds.url, creds.username,
+                                      float(ws.airflow_config.get("timeout", 30)))
+
+
+def client_for(ws: WorkspaceLocation) -> AirflowClient:
     """The Airflow of ``ws``: the configured remote one, or the embedded one (started if needed)."""
     if getattr(ws, "auth", None) is not None:  # Workspace(..., auth=...): log in as that identity
-        from airflow_mlpipe.sdk.authentication import client_with_auth
-
         return client_with_auth(ws, ws.auth)
     cfg = ws.airflow_config
     if cfg.get("url"):

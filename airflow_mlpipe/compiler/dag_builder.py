@@ -4,22 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_mlpipe.sdk.parameters import PARAM_TYPES
-from airflow_mlpipe.spec import check_spec, spec_hash
+from airflow_mlpipe.contract.parameters import PARAM_TYPES
+from airflow_mlpipe.contract.spec import check_spec, spec_hash
+from airflow_mlpipe.contract.step_kinds import load, step_kind
 
 DEFAULT_TAGS = ["mlpipe"]
 
 
 def _operator_class(kind: str):
-    if kind == "PythonScriptStep":
-        from airflow_mlpipe.operators.python_script import PythonScriptStepOperator
-
-        return PythonScriptStepOperator
-    if kind == "AutoMLStep":
-        from airflow_mlpipe.operators.automl import AutoMLStepOperator
-
-        return AutoMLStepOperator
-    raise ValueError(f"No operator for step kind {kind!r}")
+    """The operator the step-kind registry names for ``kind``."""
+    return load(step_kind(kind).operator)
 
 
 def experiment_tags(spec: dict[str, Any]) -> list[str]:
@@ -54,8 +48,8 @@ def plannable(spec: dict[str, Any]) -> bool:
     """Whether a cache planner can decide anything up front: some step may be reused and needs no other step's
     output. Otherwise (e.g. every step ``allow_reuse=False``) the planner would cost a scheduling round for nothing.
     """
-    return any(step.get("allow_reuse", True) and not any(i["kind"] == "pipeline_data" for i in step["inputs"])
-               for step in spec["steps"])
+    return any(step.get("allow_reuse", True) and step_kind(step["kind"]).plannable
+               and not any(i["kind"] == "pipeline_data" for i in step["inputs"]) for step in spec["steps"])
 
 
 def build_dag(spec: dict[str, Any], schedule: Any = None, run_defaults: dict[str, Any] | None = None,
@@ -82,7 +76,7 @@ def build_dag(spec: dict[str, Any], schedule: Any = None, run_defaults: dict[str
         dag_kwargs.setdefault("dag_display_name", f"{spec['experiment']} · {spec['name'].rsplit('__', 1)[-1]}")
     dag_kwargs.setdefault("doc_md", doc_md(spec, digest))
     dag_kwargs.setdefault("description", spec.get("description") or f"airflow-mlpipe pipeline {spec['name']}")
-    from airflow_mlpipe.operators.base import PLANNER_TASK_ID
+    from airflow_mlpipe.contract.conf import PLANNER_TASK_ID
     from airflow_mlpipe.operators.planner import CachePlanOperator
 
     with DAG(dag_id=spec["name"], schedule=schedule, params=dag_params(spec), **dag_kwargs) as dag:

@@ -1,69 +1,49 @@
-"""DAG factory over a folder of spec files: one DAG per spec, each isolated from the others.
+"""DAG factory over a folder of spec files (the submitted pipelines): one DAG per spec, each isolated from the
+others.
 
-A DAG file that raises loses every DAG it defines, so a bad spec is reported as that pipeline's own import
-problem (a DAG that fails clearly when run is not built: the error is logged and kept in ``FACTORY_ERRORS``)
-while every other spec keeps loading.
+A DAG file that raises loses every DAG it defines, so a bad spec is skipped and recorded in the one error registry
+(:mod:`airflow_mlpipe.compiler.load_errors`, reported as one Airflow import error by the bundle's
+``mlpipe_pipeline_errors.py``) while every other spec keeps its DAG.
+
+The generated bundle files import :func:`build_dags_from_folder` from here (``from
+airflow_mlpipe.compiler.factory import build_dags_from_folder``), so this path stays.
 """
 
 from __future__ import annotations
 
-import logging
+import importlib
 from pathlib import Path
 from typing import Any
 
-from airflow_mlpipe.spec import load_spec
+from airflow_mlpipe.compiler.load_errors import FACTORY_ERRORS, FactoryRun
+from airflow_mlpipe.contract.bundle_files import PUBLISHED_STUB_NAME, SPECS_DIRNAME, SUBMITTED_STUB
+from airflow_mlpipe.contract.spec import load_spec
 
-log = logging.getLogger(__name__)
-FACTORY_ERRORS: dict[str, str] = {}
-SPECS_DIRNAME = "specs"
+__all__ = ["FACTORY_ERRORS", "PUBLISHED_STUB_NAME", "SPECS_DIRNAME", "SUBMITTED_STUB", "build_dags_from_folder"]
+
+FACTORY = "submitted"
 
 
 def build_dags_from_folder(folder: str | Path) -> dict[str, Any]:
-    """Build a DAG for every ``*.json`` spec in ``folder``; returns dag_id → DAG."""
+    """Build a DAG for every ``*.json`` spec in ``folder``; returns dag_id → DAG. Specs that cannot be built are
+    in ``FACTORY_ERRORS["submitted"]`` (spec file path → message)."""
     from airflow_mlpipe.compiler.dag_builder import build_dag
 
+    run = FactoryRun(FACTORY)
     dags: dict[str, Any] = {}
-    FACTORY_ERRORS.clear()
     for path in sorted(Path(folder).glob("*.json")):
-        try:
+        dag_ids = [path.stem]  # the spec's own name once read: a half-built DAG is forgotten
+        with run.pipeline(str(path), f"submitted pipeline spec {path}", dag_ids=dag_ids):
             spec = load_spec(path)
+            dag_ids.append(spec.get("name"))
             dags[spec["name"]] = build_dag(spec)
-        except Exception as exc:  # noqa: BLE001 - one bad spec must not hide the others
-            FACTORY_ERRORS[str(path)] = f"{type(exc).__name__}: {exc}"
-            log.error("airflow-mlpipe: pipeline spec %s was not loaded: %s", path, exc)
     return dags
 
 
-STUB = '''"""airflow-mlpipe: DAGs of submitted pipelines (generated; one DAG per spec in ./specs)."""
-from airflow_mlpipe.compiler.factory import build_dags_from_folder
-
-build_dags_from_folder(__file__.rsplit("/", 1)[0] + "/specs")
-'''
-
-
-PUBLISHED_STUB = '''"""airflow-mlpipe: DAGs of published pipelines, endpoints and schedules (generated; from the store)."""
-from airflow_mlpipe.sdk.published import build_published_dags
-from airflow_mlpipe.workspace import Workspace
-
-build_published_dags(Workspace.from_config(), served_by_bundle=True)
-'''
-#: file names of the generated DAG files in the submitted-pipelines bundle
-SUBMITTED_STUB, PUBLISHED_STUB_NAME = "mlpipe_submitted_dags.py", "mlpipe_published_dags.py"
-
-
-def _write_if_changed(path: Path, text: str) -> None:
-    if not path.exists() or path.read_text() != text:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
-
-
-def write_stub(folder: Path) -> Path:
-    """The two generated DAG files of the submitted-pipelines bundle: one serves submitted specs (``specs/``),
-    the other published pipelines, endpoints and schedules, so no DAG file needs copying anywhere."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / SPECS_DIRNAME).mkdir(exist_ok=True)
-    stub = folder / SUBMITTED_STUB
-    _write_if_changed(stub, STUB)
-    _write_if_changed(folder / PUBLISHED_STUB_NAME, PUBLISHED_STUB)
-    return stub
+def __getattr__(name: str) -> Any:
+    """``write_stub`` moved to :mod:`airflow_mlpipe.clients.bundle_stubs` (it needs no Airflow); the init commands
+    of existing docker-compose deployments still call it here. Loaded on use only: the compiler does not depend on
+    the clients."""
+    if name == "write_stub":
+        return importlib.import_module("airflow_mlpipe.clients.bundle_stubs").write_stub
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,28 +6,22 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_mlpipe.runtime.step_runner import StepExecution, StepResult, resolve_parameters
-from airflow_mlpipe.workspace import Workspace
-
-#: key of ``dag_run.conf`` where submissions put the experiment name, run id and flags
-CONF_KEY = "__mlpipe"
-#: task id of the cache planner at the head of every compiled DAG
-PLANNER_TASK_ID = "mlpipe_cache_plan"
-#: XCom key under which the planner hands on the outputs of the steps it reused
-REUSED_OUTPUTS_KEY = "reused_outputs"
+# re-exported: hand-written DAG files and older code import these names from here
+from airflow_mlpipe.contract.conf import (  # noqa: F401
+    CONF_KEY,
+    PLANNED_RUNS_KEY,
+    PLANNER_TASK_ID,
+    REUSED_OUTPUTS_KEY,
+    read_meta,
+)
+from airflow_mlpipe.contract.parameters import resolve_parameters
+from airflow_mlpipe.data.workspace_location import WorkspaceLocation
+from airflow_mlpipe.runtime.step_runner import StepExecution, StepResult
 
 
 def run_meta(context: Any) -> dict[str, Any]:
     """The submission's metadata in ``conf``; anyone who may trigger the DAG can write it, so it is checked."""
-    from airflow_mlpipe.paths import check_run_id
-
-    conf = dict(getattr(context["dag_run"], "conf", None) or {})
-    meta = conf.get(CONF_KEY) or {}
-    if not isinstance(meta, dict):
-        raise ValueError(f"dag_run.conf[{CONF_KEY!r}] must be an object")
-    if meta.get("run_id") is not None:
-        check_run_id(meta["run_id"], f"dag_run.conf[{CONF_KEY!r}].run_id")
-    return meta
+    return read_meta(getattr(context["dag_run"], "conf", None))
 
 
 def parameter_values(pipeline: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -93,6 +87,19 @@ def _reconcile_siblings(execution: StepExecution, task: Any, log: Any) -> None:
         log.warning("could not reconcile the step runs of %s", execution.pipeline_run_id, exc_info=True)
 
 
+def _fail_fast_fields(task: Any, context: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    """What ``continue_on_step_failure`` needs to know of this try (see :mod:`airflow_mlpipe.runtime.fail_fast`):
+    the run's flag, whether a retry follows a failure (Airflow's rule), and the DAG run's clear number."""
+    from airflow_mlpipe.runtime.fail_fast import continue_on_step_failure
+
+    ti = context["ti"]
+    try_number = getattr(ti, "try_number", 1) or 1
+    retries_left = bool(task.retries) and try_number <= (getattr(ti, "max_tries", 0) or 0)
+    return {"continue_on_step_failure": continue_on_step_failure(meta, task.pipeline),
+            "last_try": not retries_left,
+            "clear_number": int(getattr(context["dag_run"], "clear_number", 0) or 0)}
+
+
 class MlpipeStepOperator(BaseOperator):
     """Base of step operators; ``step`` is the step's entry of the PipelineSpec."""
 
@@ -108,8 +115,11 @@ class MlpipeStepOperator(BaseOperator):
         meta = run_meta(context)
         ti = context["ti"]
         reused: dict[str, Any] = {}
-        if self.step["inputs"] and PLANNER_TASK_ID in self.dag.task_dict:
-            reused = ti.xcom_pull(task_ids=PLANNER_TASK_ID, key=REUSED_OUTPUTS_KEY) or {}
+        planned: dict[str, Any] | None = None
+        if PLANNER_TASK_ID in self.dag.task_dict:
+            if self.step["inputs"]:
+                reused = ti.xcom_pull(task_ids=PLANNER_TASK_ID, key=REUSED_OUTPUTS_KEY) or {}
+            planned = (ti.xcom_pull(task_ids=PLANNER_TASK_ID, key=PLANNED_RUNS_KEY) or {}).get(self.task_id)
 
         pulled: dict[str, dict[str, Any]] = {}
 
@@ -121,7 +131,7 @@ class MlpipeStepOperator(BaseOperator):
             return pulled[task_id].get(output)
 
         return StepExecution(
-            workspace=Workspace.from_ref(self.pipeline.get("workspace")),
+            workspace=WorkspaceLocation.from_ref(self.pipeline.get("workspace")),
             pipeline_run_id=meta.get("run_id") or context["run_id"],
             experiment=experiment_name(self.pipeline, context, self.dag_id),
             dag_id=self.dag_id,
@@ -133,16 +143,21 @@ class MlpipeStepOperator(BaseOperator):
             try_number=getattr(ti, "try_number", 1) or 1,
             regenerate_outputs=bool(meta.get("regenerate_outputs")),
             submitted_spec_hash=meta.get("spec_hash"),
+            planned=planned,
+            **_fail_fast_fields(self, context, meta),
         )
 
     def run_step(self, execution: StepExecution) -> StepResult:
-        """The step kind's runtime function (each operator names its own)."""
-        raise NotImplementedError
+        """The step kind's runtime body, as the step-kind registry names it."""
+        from airflow_mlpipe.contract.step_kinds import load, step_kind
+
+        return load(step_kind(self.step["kind"], f"Step {self.step['name']!r}").runtime)(execution)
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowException
 
         from airflow_mlpipe.runtime import liveness
+        from airflow_mlpipe.runtime.fail_fast import RunStopped
         from airflow_mlpipe.runtime.run_spec import SpecMismatchError
         from airflow_mlpipe.runtime.step_runner import StepFailed
 
@@ -154,6 +169,10 @@ class MlpipeStepOperator(BaseOperator):
             _reconcile_siblings(execution, task, self.log)
             try:
                 result = self.run_step(execution)
+            except RunStopped as exc:  # another step failed (continue_on_step_failure=False): no retry
+                from airflow.sdk.exceptions import AirflowFailException
+
+                raise AirflowFailException(str(exc)) from None
             except StepFailed as exc:  # the script's traceback is already in the log: fail with its summary
                 if self._killed:
                     execution.workspace.store.upsert_step_run(

@@ -10,10 +10,11 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_mlpipe.contract.conf import PLANNED_RUNS_KEY
+from airflow_mlpipe.data.workspace_location import WorkspaceLocation
 from airflow_mlpipe.operators.base import REUSED_OUTPUTS_KEY, experiment_name, parameter_values, run_meta
 from airflow_mlpipe.runtime.run_spec import SpecMismatchError, pin_run_spec
 from airflow_mlpipe.store.db import utcnow
-from airflow_mlpipe.workspace import Workspace
 
 
 class CachePlanOperator(BaseOperator):
@@ -28,10 +29,11 @@ class CachePlanOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import DownstreamTasksSkipped
 
+        from airflow_mlpipe.runtime.cache import record_reuse
         from airflow_mlpipe.runtime.planner import format_plan, plan_steps
 
         meta = run_meta(context)
-        ws = Workspace.from_ref(self.pipeline.get("workspace"))
+        ws = WorkspaceLocation.from_ref(self.pipeline.get("workspace"))
         run_id = meta.get("run_id") or context["run_id"]
         store = ws.store
         store.upsert_pipeline_run(run_id, experiment=experiment_name(self.pipeline, context, self.dag_id),
@@ -54,23 +56,15 @@ class CachePlanOperator(BaseOperator):
         hits = [d for d in decisions if d.action == "reuse"]
         reused: dict[str, Any] = {}
         for d in hits:
-            now = utcnow()
-            outputs = {n: {k: v for k, v in o.items() if k != "manifest"} for n, o in d.outputs.items()}
-            reused[d.task_id] = outputs
             step = next(s for s in self.steps if s["name"] == d.step)
-            store.upsert_step_run(
-                f"{run_id}.{d.task_id}", pipeline_run_id=run_id, step_name=d.step, task_id=d.task_id,
-                kind=step["kind"], status="Finished", start_time=now, end_time=now, outputs=outputs,
-                reused_run_id=d.entry["step_run_id"],
-                details={"cache_key": d.key, "reused_pipeline_run_id": d.entry["pipeline_run_id"]},
-            )
+            reused[d.task_id] = record_reuse(ws, f"{run_id}.{d.task_id}", d.key, d.entry, pipeline_run_id=run_id,
+                                             step_name=d.step, task_id=d.task_id, kind=step["kind"],
+                                             start_time=utcnow())
             self.log.info("Step %r reused from step run %s (pipeline run %s)", d.step, d.entry["step_run_id"],
                           d.entry["pipeline_run_id"])
-        from airflow_mlpipe.runtime.cache import touch
-
-        for d in hits:
-            touch(ws, d.key)
         context["ti"].xcom_push(key=REUSED_OUTPUTS_KEY, value=reused)
+        planned = {d.task_id: d.handover() for d in decisions if d.handover() is not None}
+        context["ti"].xcom_push(key=PLANNED_RUNS_KEY, value=planned)
         summary = {d.step: {"action": d.action, "reason": d.reason} for d in decisions}
         context["ti"].xcom_push(key="return_value", value=summary)
         if hits:

@@ -18,7 +18,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from airflow_mlpipe.exceptions import UserErrorException
+from airflow_mlpipe.contract.exceptions import UserErrorException
+from airflow_mlpipe.contract.status import TERMINAL, pipeline_status, step_status
+from airflow_mlpipe.contract.timestamps import iso_utc
 from airflow_mlpipe.plugins.api_models import (
     ErrorResponse,
     MissingObjects,
@@ -83,19 +85,33 @@ def _client(request: Request):
 
 
 def _ws():
-    from airflow_mlpipe.workspace import Workspace
+    from airflow_mlpipe.data.workspace_location import WorkspaceLocation
 
-    return Workspace.from_config()
+    return WorkspaceLocation.from_config()
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}, "detail": message})
 
 
+def step_entity(run_id: str, task_id: str, row: dict | None, ti: dict | None) -> dict[str, Any]:
+    """One step of a run as ``GET runs/{id}/steps`` shows it: our store's step-run ``row`` and Airflow's task
+    instance ``ti`` (either may be None); the status by the rule the SDK uses too."""
+    status = step_status(row, ti)
+    row = row or {}
+    return {"Name": row.get("step_name") or task_id, "TaskId": task_id,
+            "StepRunId": row.get("step_run_id") or f"{run_id}.{task_id}", "Status": status,
+            "Reused": bool(row.get("reused_run_id")), "ReusedRunId": row.get("reused_run_id"),
+            "StartTime": iso_utc(row.get("start_time")) or (ti or {}).get("start_date"),
+            "EndTime": iso_utc(row.get("end_time")) or (ti or {}).get("end_date"),
+            "Outputs": row.get("outputs") or {}, "Error": row.get("error")}
+
+
 # ---------------------------------------------------------------------------------------------- the app
 def create_app() -> FastAPI:
-    from airflow_mlpipe.sdk import published as pub
-    from airflow_mlpipe.sdk.runs import PIPELINE_STATUS, STEP_STATUS, TERMINAL
+    from airflow_mlpipe.clients import published_entities as entities
+    from airflow_mlpipe.clients.submit import submit_published
+    from airflow_mlpipe.contract.conf import PLANNER_TASK_ID
     from airflow_mlpipe.store import published_queries as q
 
     user_dep = _user_dep()
@@ -151,11 +167,8 @@ def create_app() -> FastAPI:
         if body.DataPathAssignments or body.DataSetDefinitionValueAssignments:
             raise UserErrorException("DataPathAssignments and DataSetDefinitionValueAssignments are not supported "
                                      "by airflow-mlpipe yet; pass scalar values in ParameterAssignments")
-        if prow["status"] != "Active" and endpoint is None:
-            raise UserErrorException(f"Published pipeline {prow['id']!r} ({prow['name']}) is {prow['status']}: "
-                                     "Status must be Active to submit")
         try:
-            run_id = pub.trigger_published(
+            submitted = submit_published(
                 ws, prow, body.ExperimentName, body.ParameterAssignments, tags=body.tags,
                 description=body.Description, run_source=body.RunSource or "API",
                 continue_on_step_failure=body.ContinueRunOnStepFailure, endpoint=endpoint, client=_client(request),
@@ -166,19 +179,19 @@ def create_app() -> FastAPI:
             raise HTTPException(status, f"Airflow refused the run: {exc}") from exc
         except TimeoutError as exc:
             raise HTTPException(503, str(exc)) from exc
-        return _run_entity(request, ws, run_id, live=False)
+        return _run_entity(request, ws, submitted.run_id, live=False)
 
     def _run_entity(request: Request, ws: Any, run_id: str, live: bool = True) -> dict[str, Any]:
         row = ws.store.get_pipeline_run(run_id)
         if row is None:
             raise HTTPException(404, f"Pipeline run {run_id!r} was not found")
-        status = row.get("status") or "NotStarted"
-        if live and status not in TERMINAL:
+        dag_run = None
+        if live and row.get("status") not in TERMINAL:
             try:
                 dag_run = _client(request).get_dag_run(row["dag_id"], row["airflow_run_id"])
-                status = PIPELINE_STATUS.get(dag_run.get("state"), "Running")
             except Exception:  # noqa: BLE001 - fall back to what the store knows
-                pass
+                dag_run = None
+        status = pipeline_status(row, dag_run)
         props = row.get("properties") or {}
         prow = q.get_pipeline(ws.store, props.get("azureml.pipelineid", "")) if props.get("azureml.pipelineid") \
             else None
@@ -187,7 +200,7 @@ def create_app() -> FastAPI:
         return {
             "Id": run_id,
             "Status": {"StatusCode": status, "StatusDetail": row.get("error"),
-                       "CreationTime": pub._iso(row.get("created_at")), "EndTime": pub._iso(row.get("end_time"))},
+                       "CreationTime": iso_utc(row.get("created_at")), "EndTime": iso_utc(row.get("end_time"))},
             "Description": props.get("description"), "GraphId": row.get("spec_hash"), "IsSubmitted": True,
             "HasErrors": status == "Failed", "ParameterAssignments": row.get("parameters") or {},
             "RunHistoryExperimentName": row["experiment"], "PipelineId": props.get("azureml.pipelineid"),
@@ -203,7 +216,8 @@ def create_app() -> FastAPI:
     def list_published_pipelines(user: User, active_only: bool = True):
         authorize_dag(user, "GET", None)
         ws = _ws()
-        return [pub.PublishedPipeline(ws, r).to_entity() for r in q.list_pipelines(ws.store, active_only)]
+        base = entities.rest_base_url(ws)
+        return [entities.pipeline_entity(r, base) for r in q.list_pipelines(ws.store, active_only)]
 
     @app.get(f"{API}/pipelines/{{pipeline_id}}", response_model=PublishedPipelineEntity,
              tags=["published pipelines"])
@@ -211,7 +225,7 @@ def create_app() -> FastAPI:
         ws = _ws()
         row = _pipeline_row(ws, pipeline_id)
         authorize_dag(user, "GET", row["dag_id"])
-        return pub.PublishedPipeline(ws, row).to_entity()
+        return entities.pipeline_entity(row, entities.rest_base_url(ws))
 
     @app.post(f"{API}/PipelineRuns/PipelineSubmit/{{pipeline_id}}", response_model=PipelineRunEntity,
               tags=["published pipelines"])
@@ -226,13 +240,16 @@ def create_app() -> FastAPI:
     def list_pipeline_endpoints(user: User, active_only: bool = True):
         authorize_dag(user, "GET", None)
         ws = _ws()
-        return [pub.PipelineEndpoint(ws, r).to_entity() for r in q.list_endpoints(ws.store, active_only)]
+        return [_endpoint_entity(ws, r) for r in q.list_endpoints(ws.store, active_only)]
 
     @app.get(f"{API}/endpoints/{{endpoint}}", response_model=PipelineEndpointEntity, tags=["pipeline endpoints"])
     def get_pipeline_endpoint(user: User, endpoint: Annotated[str, Path(pattern=NAME_PATTERN)]):
         authorize_dag(user, "GET", None)
         ws = _ws()
-        return pub.PipelineEndpoint(ws, _endpoint_row(ws, endpoint)).to_entity()
+        return _endpoint_entity(ws, _endpoint_row(ws, endpoint))
+
+    def _endpoint_entity(ws: Any, row: dict[str, Any]) -> dict[str, Any]:
+        return entities.endpoint_entity(row, q.list_versions(ws.store, row["id"]), entities.rest_base_url(ws))
 
     def _endpoint_submit(request: Request, user: Any, key: str, body: PipelineSubmissionInfo,
                          version: str | None, parent_run_id: str | None = None) -> dict[str, Any]:
@@ -296,22 +313,12 @@ def create_app() -> FastAPI:
             tis = []
         out, seen = [], set()
         for ti in tis:
+            if ti["task_id"] == PLANNER_TASK_ID:  # the cache planner is not a step (as in the SDK)
+                continue
             seen.add(ti["task_id"])
-            out.append(_step(run_id, ti["task_id"], stored.get(ti["task_id"]), ti))
-        out += [_step(run_id, tid, r, None) for tid, r in stored.items() if tid not in seen]
+            out.append(step_entity(run_id, ti["task_id"], stored.get(ti["task_id"]), ti))
+        out += [step_entity(run_id, tid, r, None) for tid, r in stored.items() if tid not in seen]
         return out
-
-    def _step(run_id: str, task_id: str, row: dict | None, ti: dict | None) -> dict[str, Any]:
-        row = row or {}
-        status = row.get("status")
-        if not status or (ti and status not in TERMINAL and ti.get("state") in STEP_STATUS):
-            status = STEP_STATUS.get((ti or {}).get("state"), status or "NotStarted")
-        return {"Name": row.get("step_name") or task_id, "TaskId": task_id,
-                "StepRunId": row.get("step_run_id") or f"{run_id}.{task_id}", "Status": status,
-                "Reused": bool(row.get("reused_run_id")), "ReusedRunId": row.get("reused_run_id"),
-                "StartTime": pub._iso(row.get("start_time")) or (ti or {}).get("start_date"),
-                "EndTime": pub._iso(row.get("end_time")) or (ti or {}).get("end_date"),
-                "Outputs": row.get("outputs") or {}, "Error": row.get("error")}
 
     @app.get(f"{API}/runs/{{run_id}}/metrics", response_model=RunMetrics, tags=["runs"])
     def get_run_metrics(user: User, run_id: Annotated[str, Path(pattern=RUN_ID_PATTERN)]):
@@ -362,9 +369,9 @@ def create_app() -> FastAPI:
         code-deployment permission; every path in the spec and its snapshot manifests is checked; recorded in
         the audit trail."""
         from airflow_mlpipe.clients.submit import publish_spec
-        from airflow_mlpipe.paths import relative_path
+        from airflow_mlpipe.contract.paths import relative_path
+        from airflow_mlpipe.contract.spec import check_spec
         from airflow_mlpipe.runtime.snapshot import read_uploaded_manifest
-        from airflow_mlpipe.spec import check_spec
         from airflow_mlpipe.store.tables_audit import record_upload
 
         authorize_code_deployment(user)
@@ -398,7 +405,7 @@ def create_app() -> FastAPI:
         from airflow_mlpipe.store.tables_audit import list_uploads
 
         authorize_code_deployment(user)
-        return [{"At": pub._iso(r["at"]), "User": r["user"], "Kind": r["kind"], "Digest": r["digest"],
+        return [{"At": iso_utc(r["at"]), "User": r["user"], "Kind": r["kind"], "Digest": r["digest"],
                  "DagId": r["dag_id"], "Size": r["size"], "Client": r["client"]}
                 for r in list_uploads(_ws().store, limit)]
 

@@ -19,6 +19,8 @@ from pydantic import (
     StringConstraints,
 )
 
+from airflow_mlpipe.contract.step_kinds import STEP_KINDS
+
 MAX_HASHES = 100_000
 
 ParamValue = StrictStr | StrictInt | StrictFloat | StrictBool
@@ -54,7 +56,7 @@ class StepSpecBody(BaseModel):
 
     name: StrictStr = Field(..., min_length=1, max_length=255)
     task_id: AirflowId
-    kind: Literal["PythonScriptStep", "AutoMLStep"]
+    kind: Literal[tuple(STEP_KINDS)]  # type: ignore[valid-type]  # the names in the step-kind registry
     source_directory: Annotated[str, StringConstraints(pattern=r"^mlpipe-snapshot:[0-9a-f]{64}$")] | None = Field(
         None, description="the uploaded snapshot manifest of the step's code (upload its objects first)")
     script_name: StrictStr | None = Field(None, min_length=1, max_length=1024)
@@ -67,7 +69,7 @@ class StepSpecBody(BaseModel):
 
 
 class PipelineSpecBody(BaseModel):
-    """An uploaded PipelineSpec (the contract; see ``airflow_mlpipe/spec.py``)."""
+    """An uploaded PipelineSpec (the contract; see ``airflow_mlpipe/contract/spec.py``)."""
 
     model_config = ConfigDict(extra="allow")
 

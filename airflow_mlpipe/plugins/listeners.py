@@ -20,13 +20,13 @@ def _record(dag_run: Any, status: str, error: str | None = None) -> None:
     if not (os.environ.get("MLPIPE_WORKSPACE_HOME") or os.environ.get("MLPIPE_WORKSPACE_CONFIG")):
         return
     try:
-        from airflow_mlpipe.operators.base import CONF_KEY
+        from airflow_mlpipe.contract.conf import CONF_KEY
+        from airflow_mlpipe.data.workspace_location import WorkspaceLocation
         from airflow_mlpipe.store.db import utcnow
-        from airflow_mlpipe.workspace import Workspace
 
         conf = getattr(dag_run, "conf", None) or {}
         run_id = (conf.get(CONF_KEY) or {}).get("run_id") or dag_run.run_id
-        store = Workspace.from_config().store
+        store = WorkspaceLocation.from_config().store
         row = store.get_pipeline_run(run_id)
         if row is None:
             return
@@ -69,14 +69,14 @@ def _task_failed(task_instance: Any) -> None:
     if getattr(runner, "SUPERVISOR_COMMS", None) is not None:
         return  # in the task process: the step recorded its own end (and Airflow's DB is not reachable here)
     try:
-        from airflow_mlpipe.operators.base import CONF_KEY
-        from airflow_mlpipe.workspace import Workspace
+        from airflow_mlpipe.contract.conf import CONF_KEY
+        from airflow_mlpipe.data.workspace_location import WorkspaceLocation
 
         dag_run = getattr(task_instance, "dag_run", None)
         conf = getattr(dag_run, "conf", None) or {}
         meta = conf.get(CONF_KEY) if isinstance(conf, dict) else None
         run_id = (meta.get("run_id") if isinstance(meta, dict) else None) or task_instance.run_id
-        store = Workspace.from_config().store
+        store = WorkspaceLocation.from_config().store
         threading.Thread(target=_reconcile_safely,
                          args=(store, run_id, task_instance.dag_id, task_instance.run_id, False,
                                task_instance.task_id), daemon=True).start()

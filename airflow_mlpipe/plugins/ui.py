@@ -3,7 +3,8 @@
 A self-contained HTML page (no external assets: the api-server may have no internet) that reads our REST API
 with the UI's session cookie: published pipelines with their parameters, endpoints with their versions, recent
 runs with status, parameters, steps (reused ones marked) and metrics (plotted as inline SVG), and links to the
-DAGs, their trigger form and the DAG runs.
+DAGs, their trigger form and the DAG runs. It computes no status itself: what the REST API answers comes from the
+one rule of :mod:`airflow_mlpipe.contract.status`, which the SDK uses too.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ PAGE = r"""<!doctype html>
  table{border-collapse:collapse;width:100%;font-size:13px} th,td{border-bottom:1px solid #f3f4f6;padding:4px 6px;
  text-align:left;vertical-align:top} th{background:#f9fafb} code{font-size:12px}
  .Finished{color:#047857;font-weight:600} .Failed{color:#b91c1c;font-weight:600} .Running{color:#1d4ed8}
- .NotStarted,.Queued{color:#6b7280} .reused{background:#fef3c7;border-radius:3px;padding:0 4px;font-size:11px}
+ .Canceled{color:#b45309;font-weight:600}
+ .NotStarted,.Queued,.Bypassed{color:#6b7280} .reused{background:#fef3c7;border-radius:3px;padding:0 4px;font-size:11px}
  .err{color:#b91c1c} svg{background:#fafafa;border:1px solid #e5e7eb}
 </style></head>
 <body>

@@ -128,9 +128,10 @@ def flaml_settings(settings: dict[str, Any], n_rows: int, y_range: float, has_va
 
 
 def _load(workspace: Any, definition: dict[str, Any]) -> Any:
-    from airflow_mlpipe.sdk.dataset import Dataset
+    from airflow_mlpipe.data.dataset_definition import check_definition
+    from airflow_mlpipe.data.readers import read_pandas
 
-    return Dataset.from_definition(workspace, definition).to_pandas_dataframe()
+    return read_pandas(workspace, check_definition(definition))
 
 
 def _split(df: Any, settings: dict[str, Any], argument: str) -> tuple[Any, Any, Any]:
@@ -318,9 +319,9 @@ def main(argv: list[str]) -> int:
     job = json.loads(Path(argv[1]).read_text())
     if job.get("launched_at"):
         job["startup_s"] = time.time() - float(job["launched_at"])  # interpreter start and this module's imports
-    from airflow_mlpipe.workspace import Workspace
+    from airflow_mlpipe.data.workspace_location import WorkspaceLocation
 
-    workspace = Workspace.from_ref(job.get("workspace"))
+    workspace = WorkspaceLocation.from_ref(job.get("workspace"))
     try:
         summary = train(job, workspace, log=lambda msg: print(msg, flush=True))
     except AutoMLError as exc:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from airflow_mlpipe.contract.automl_data import DATA_ARGUMENTS
 from airflow_mlpipe.runtime.step_env import step_environment
 from airflow_mlpipe.runtime.step_runner import (
     StepExecution,
@@ -24,7 +25,6 @@ from airflow_mlpipe.runtime.step_runner import (
     _run_script,
     execute_step,
 )
-from airflow_mlpipe.sdk.automl import DATA_ARGUMENTS
 
 
 def _training_outputs(ex: StepExecution, outputs: _Outputs) -> dict[str, list[str]]:

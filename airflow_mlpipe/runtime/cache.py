@@ -51,15 +51,26 @@ class Decision:
     key: str | None = None
     entry: dict[str, Any] | None = None
     changes: list[str] = field(default_factory=list)
+    #: the key's parts (source manifest, input hashes, ...), kept so the step that runs need not hash again
+    components: dict[str, Any] | None = None
 
     @property
     def outputs(self) -> dict[str, Any]:
         return (self.entry or {}).get("outputs") or {}
 
+    def handover(self) -> dict[str, Any] | None:
+        """What the step's own task needs from a "run" decision (JSON for XCom), or None for other decisions."""
+        if self.action != "run" or self.key is None or self.components is None:
+            return None
+        return {"key": self.key, "components": self.components, "changes": self.changes}
+
 
 def step_config(step: dict[str, Any]) -> dict[str, Any]:
     """The configuration part of the key: canonical, without names and locations that do not change results."""
-    cfg = {k: v for k, v in step.items() if k not in _NOT_IN_KEY}
+    from airflow_mlpipe.contract.step_kinds import step_kind
+
+    neutral = (*_NOT_IN_KEY, *step_kind(step["kind"], f"Step {step.get('name')!r}").not_in_key)
+    cfg = {k: v for k, v in step.items() if k not in neutral}
     inputs = []
     for inp in step.get("inputs", []):
         item = {k: v for k, v in inp.items() if k not in ("source", "dataset")}
@@ -147,10 +158,10 @@ def _stat_trusted(sig: list[Any], stamped_at_ns: int | None) -> bool:
 def _check_output(workspace: Any, out: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
     """(None, …) when the recorded output is still there unchanged, else (why not, None). The second item is a
     fresher stat record to store when the content had to be hashed and the new signatures can be trusted."""
-    from airflow_mlpipe.runtime.hashing import hash_tree
-    from airflow_mlpipe.sdk.datastore import Datastore
+    from airflow_mlpipe.data.datastore_location import DatastoreLocation
+    from airflow_mlpipe.data.hashing import hash_tree
 
-    store = Datastore.get(workspace, out["datastore"])
+    store = DatastoreLocation.get(workspace, out["datastore"])
     root = store.full_path(out["path"]).rstrip("/")
     checked_at = time.time_ns()  # before the stats: a change after this instant is never masked
     found = _file_signatures(store, root)
@@ -191,9 +202,9 @@ def _etag(info: dict[str, Any]) -> str | None:
 def output_stat(workspace: Any, out: dict[str, Any]) -> dict[str, Any]:
     """What a cache hit's output is verified against: ``{"manifest": {"files": [[relative path, *signature]…],
     "at_ns": wall clock just before the stats}}`` (the time is for the racily-clean rule)."""
-    from airflow_mlpipe.sdk.datastore import Datastore
+    from airflow_mlpipe.data.datastore_location import DatastoreLocation
 
-    store = Datastore.get(workspace, out["datastore"])
+    store = DatastoreLocation.get(workspace, out["datastore"])
     stamped_at = time.time_ns()
     found = _file_signatures(store, store.full_path(out["path"]).rstrip("/")) or {}
     return {"manifest": {"at_ns": stamped_at, "files": sorted([rel, *sig] for rel, sig in found.items())}}
@@ -227,6 +238,19 @@ def touch(workspace: Any, key: str) -> None:
     with workspace.store.begin() as conn:
         conn.execute(update(cache_entries).where(cache_entries.c.key == key)
                      .values(last_used_at=utcnow(), hits=cache_entries.c.hits + 1))
+
+
+def record_reuse(workspace: Any, step_run_id: str, key: str, entry: dict[str, Any],
+                 **row: Any) -> dict[str, dict[str, Any]]:
+    """Record that a step run reused ``entry`` (by the planner up front, or by the step's own task): the step
+    run ends Finished with the entry's outputs and a link to the producing run, and the entry counts a hit.
+    ``row`` adds the columns of a step run not recorded yet. Returns the outputs handed on (no manifests)."""
+    outputs = {n: {k: v for k, v in o.items() if k != "manifest"} for n, o in (entry.get("outputs") or {}).items()}
+    workspace.store.upsert_step_run(
+        step_run_id, status="Finished", end_time=utcnow(), outputs=outputs, reused_run_id=entry["step_run_id"],
+        details={"cache_key": key, "reused_pipeline_run_id": entry["pipeline_run_id"]}, **row)
+    touch(workspace, key)
+    return outputs
 
 
 def record(workspace: Any, step: dict[str, Any], key: StepKey, outputs: dict[str, Any], step_run_id: str,

@@ -18,8 +18,8 @@ from typing import Any
 import blake3
 from sqlalchemy import delete, insert, select
 
-from airflow_mlpipe.runtime.hashing import hash_file
-from airflow_mlpipe.spec import canonical_json
+from airflow_mlpipe.contract.spec import canonical_json
+from airflow_mlpipe.data.hashing import hash_file
 from airflow_mlpipe.store.tables_cache import file_hashes
 
 _BATCH = 500
@@ -115,10 +115,10 @@ def dataset_fingerprint(workspace: Any, definition: dict[str, Any]) -> str:
     Local files use the cached content hash; remote objects use their ETag/MD5 when the store provides one
     (a content hash already), else size + modification time.
     """
-    from airflow_mlpipe.sdk.dataset import Dataset
+    from airflow_mlpipe.data.dataset_definition import check_definition
+    from airflow_mlpipe.data.transforms import selected_files
 
-    ds = Dataset.from_definition(workspace, definition)
-    listing = ds._listing(ignore_not_found=True)
+    listing = selected_files(workspace, check_definition(definition), ignore_not_found=True)
     local: list[tuple[str, str]] = []
     remote: list[list[Any]] = []
     for m in listing.matches:

@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from airflow_mlpipe.runtime.contract import ENV_RUN_ID
+from airflow_mlpipe.contract.run_context import ENV_RUN_ID
 from airflow_mlpipe.runtime.processes import kill_leftovers
 
 log = logging.getLogger(__name__)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from airflow_mlpipe.contract.step_kinds import step_kind
 from airflow_mlpipe.runtime.cache import Decision, compute_key, explain_miss, lookup
 from airflow_mlpipe.runtime.snapshot import source_manifest
 
@@ -33,6 +34,8 @@ def _decide(workspace: Any, step: dict[str, Any], decided: dict[str, Decision], 
         return Decision(name, task_id, "run", "regenerate_outputs=True")
     if not step.get("allow_reuse", True):
         return Decision(name, task_id, "run", "allow_reuse=False")
+    if not step_kind(step["kind"], f"Step {name!r}").plannable:
+        return Decision(name, task_id, "pending", f"a {step['kind']} is decided in its own task")
     upstream: dict[str, dict[str, Any]] = {}
     for inp in step.get("inputs", []):
         if inp["kind"] != "pipeline_data":
@@ -50,7 +53,7 @@ def _decide(workspace: Any, step: dict[str, Any], decided: dict[str, Decision], 
         return Decision(name, task_id, "reuse", f"same inputs, code and settings as step run {entry['step_run_id']}",
                         key.key, entry)
     changes = ([why] if why else []) + explain_miss(workspace, step, key)
-    return Decision(name, task_id, "run", "; ".join(changes), key.key, changes=changes)
+    return Decision(name, task_id, "run", "; ".join(changes), key.key, changes=changes, components=key.components)
 
 
 def format_plan(decisions: list[Decision]) -> str:

@@ -11,7 +11,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -73,23 +75,76 @@ def _die_with(parent: int) -> Callable[[], None]:
     return setup
 
 
+class LaunchRefused(RuntimeError):
+    """A script was not started: the :class:`LaunchGate` it would run under was closed (the message says why)."""
+
+
+class LaunchGate:
+    """The scripts one piece of work starts (see :func:`gated`), stoppable from another thread: :meth:`close`
+    kills those running and makes every later :func:`launch` under the gate raise :class:`LaunchRefused`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._procs: set[subprocess.Popen] = set()
+        self.reason: str | None = None
+
+    def close(self, reason: str, grace: float = KILL_GRACE_S) -> int:
+        """Refuse new scripts and stop the running ones (SIGTERM, SIGKILL after ``grace``); returns how many."""
+        with self._lock:
+            self.reason = reason
+            procs = [p for p in self._procs if p.returncode is None]  # not reaped yet: its group is ours
+        for proc in procs:
+            kill_group(proc, grace)
+        return len(procs)
+
+
+_GATE: ContextVar[LaunchGate | None] = ContextVar("mlpipe_launch_gate", default=None)
+
+
+@contextmanager
+def gated(gate: LaunchGate) -> Iterator[LaunchGate]:
+    """Scripts launched inside (in this thread or context) run under ``gate``."""
+    token = _GATE.set(gate)
+    try:
+        yield gate
+    finally:
+        _GATE.reset(token)
+
+
 def launch(argv: list[str], cwd: str | Path, env: dict[str, str]) -> subprocess.Popen:
     """Start a step's script: its own session and process group (killed as a whole), SIGKILLed by the kernel
     when the process that started it dies (``kill -9`` of the task, a lost worker), output on one pipe.
 
     Call it from the thread that waits for the script (the parent-death signal is tied to the forking thread).
+    Under a closed :class:`LaunchGate` nothing starts: :class:`LaunchRefused`.
     """
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            bufsize=1, start_new_session=True, preexec_fn=_die_with(os.getpid()))
+    gate = _GATE.get()
+    if gate is None:
+        proc = _start(argv, cwd, env)
+    else:
+        with gate._lock:  # atomic with close(): a script is either refused or known to the gate
+            if gate.reason is not None:
+                raise LaunchRefused(gate.reason)
+            proc = _start(argv, cwd, env)
+            gate._procs.add(proc)
     with _RUNNING_LOCK:
         _RUNNING.add(proc)
     return proc
+
+
+def _start(argv: list[str], cwd: str | Path, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            bufsize=1, start_new_session=True, preexec_fn=_die_with(os.getpid()))
 
 
 def finished(proc: subprocess.Popen) -> None:
     """Forget a script that was waited for (its group id may be reused from now on)."""
     with _RUNNING_LOCK:
         _RUNNING.discard(proc)
+    gate = _GATE.get()
+    if gate is not None:
+        with gate._lock:
+            gate._procs.discard(proc)
 
 
 def _killpg(pgid: int, sig: int) -> None:

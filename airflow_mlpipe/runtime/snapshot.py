@@ -16,10 +16,10 @@ from typing import Any
 
 import pathspec
 
-from airflow_mlpipe.exceptions import PipelineValidationError
-from airflow_mlpipe.paths import check_digest, relative_path, safe_join
-from airflow_mlpipe.runtime.hashing import copy_hashed, hash_file
-from airflow_mlpipe.spec import SNAPSHOT_PREFIX  # re-exported: its historical home
+from airflow_mlpipe.contract.exceptions import PipelineValidationError
+from airflow_mlpipe.contract.paths import check_digest, relative_path, safe_join
+from airflow_mlpipe.contract.spec import SNAPSHOT_PREFIX  # re-exported: its historical home
+from airflow_mlpipe.data.hashing import copy_hashed, hash_file
 
 __all__ = ["SNAPSHOT_PREFIX", "SnapshotStore", "git_info", "snapshot_files", "source_manifest"]
 

@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow_mlpipe.paths import relative_path, safe_join
-from airflow_mlpipe.runtime import contract as c
-from airflow_mlpipe.runtime.hashing import hash_tree
+from airflow_mlpipe.contract import run_context as c
+from airflow_mlpipe.contract.parameters import env_name, resolve_parameters  # noqa: F401 - re-exported
+from airflow_mlpipe.contract.paths import relative_path, safe_join
+from airflow_mlpipe.data.hashing import hash_tree
+from airflow_mlpipe.data.workspace_location import WorkspaceLocation
 from airflow_mlpipe.runtime.run_spec import pin_run_spec
 from airflow_mlpipe.runtime.step_env import step_environment
-from airflow_mlpipe.sdk.parameters import coerce_parameter, env_name
 from airflow_mlpipe.store.db import utcnow
-from airflow_mlpipe.workspace import Workspace
 
 COMPAT_PATH = str(Path(__file__).resolve().parents[1] / "compat")
 OUTPUT_FORMAT_BY_KIND = {"parquet": "parquet", "delimited": "delimited"}
@@ -40,7 +40,7 @@ class StepFailed(RuntimeError):
 
 @dataclass
 class StepExecution:
-    workspace: Workspace
+    workspace: WorkspaceLocation
     pipeline_run_id: str
     experiment: str
     dag_id: str
@@ -53,6 +53,14 @@ class StepExecution:
     regenerate_outputs: bool = False
     #: the spec hash the submission pinned this run to (``conf``), if any; see :mod:`runtime.run_spec`
     submitted_spec_hash: str | None = None
+    #: the cache planner's "run" decision for this step (key, key parts, why it missed), so nothing is hashed twice
+    planned: dict[str, Any] | None = None
+    #: v1 ``continue_on_step_failure``: False stops the run's other steps when this one fails (runtime.fail_fast)
+    continue_on_step_failure: bool = False
+    #: no retry follows if this try fails: only then does its failure stop the run's other steps
+    last_try: bool = True
+    #: how often the DAG run was cleared (Airflow's ``clear_number``): failures of earlier rounds do not count
+    clear_number: int = 0
 
     @property
     def step_run_id(self) -> str:
@@ -61,14 +69,6 @@ class StepExecution:
 
 def path_segment(value: str) -> str:
     return re.sub(r"[^\w.-]", "_", value)
-
-
-def resolve_parameters(parameters_spec: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """Pipeline parameter values for a run: submitted values checked against their types, else defaults."""
-    out: dict[str, Any] = {}
-    for name, p in parameters_spec.items():
-        out[name] = coerce_parameter(None, name, p["type"], values[name]) if name in values else p["default"]
-    return out
 
 
 def output_location(ex: StepExecution, out: dict[str, Any]) -> dict[str, str]:
@@ -113,13 +113,13 @@ class _Outputs:
     """Staging and atomic commit of a step's outputs."""
 
     def __init__(self, ex: StepExecution, workdir: Path) -> None:
-        from airflow_mlpipe.sdk.datastore import Datastore
+        from airflow_mlpipe.data.datastore_location import DatastoreLocation
 
         self.ex = ex
         self.items: list[dict[str, Any]] = []
         for out in ex.step["outputs"]:
             loc = output_location(ex, out)
-            store = Datastore.get(ex.workspace, loc["datastore"])
+            store = DatastoreLocation.get(ex.workspace, loc["datastore"])
             final = store.full_path(loc["path"])
             # only the parent exists: a v1 script may write one file at the output path, or make a folder there
             if store.is_local:
@@ -232,9 +232,9 @@ class _Inputs:
             self.env[c.ENV_DATASET_VARS] = ",".join(dataset_vars)
 
     def _localize(self, name: str, loc: dict[str, Any], mode: str, single_file: bool = False) -> str:
-        from airflow_mlpipe.sdk.datastore import Datastore
+        from airflow_mlpipe.data.datastore_location import DatastoreLocation
 
-        store = Datastore.get(self.ex.workspace, loc["datastore"])
+        store = DatastoreLocation.get(self.ex.workspace, loc["datastore"])
         full = store.full_path(loc["path"])
         if store.is_local and mode != "download":
             return full
@@ -279,7 +279,7 @@ class _Inputs:
             self.context[name] = {"mode": "direct", "dataset": definition}
             value = definition.get("id") or name
         else:
-            from airflow_mlpipe.sdk.dataset import materialize
+            from airflow_mlpipe.data.materialize import materialize
 
             target = self.workdir / "inputs" / name
             target.mkdir(parents=True, exist_ok=True)
@@ -382,7 +382,7 @@ def _run_script(ex: StepExecution, argv: list[str], env: dict[str, str], cwd: Pa
 
 def _ingest_run_records(ex: StepExecution, metrics_file: Path) -> str | None:
     """Load what the script logged into the store; returns the script's own ``run.fail()`` error, if any."""
-    from airflow_mlpipe.runtime.metrics_io import read_records, split_records
+    from airflow_mlpipe.contract.metrics_io import read_records, split_records
 
     records = split_records(read_records(metrics_file))
     if records.metrics:
@@ -422,19 +422,10 @@ class StepResult:
     reused_from: str | None = None  # the step run whose outputs were reused
 
 
-def _public(outputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {n: {k: v for k, v in o.items() if k != "manifest"} for n, o in outputs.items()}
-
-
 def _reuse(ex: StepExecution, entry: dict[str, Any], key: str, started: Any) -> StepResult:
-    from airflow_mlpipe.runtime.cache import touch
+    from airflow_mlpipe.runtime.cache import record_reuse
 
-    outputs = _public(entry["outputs"])
-    touch(ex.workspace, key)
-    ex.workspace.store.upsert_step_run(
-        ex.step_run_id, status="Finished", end_time=utcnow(), outputs=outputs, reused_run_id=entry["step_run_id"],
-        details={"cache_key": key, "reused_pipeline_run_id": entry["pipeline_run_id"]},
-    )
+    outputs = record_reuse(ex.workspace, ex.step_run_id, key, entry)
     ex.log.info("Step %r reused the outputs of step run %s (pipeline run %s); cache key %s", ex.step["name"],
                 entry["step_run_id"], entry["pipeline_run_id"], key)
     for name, out in outputs.items():
@@ -458,11 +449,12 @@ StepBody = Callable[[StepExecution, Path, dict[str, dict[str, Any]], dict[str, s
 def execute_step(ex: StepExecution, body: StepBody) -> StepResult:
     """The lifecycle every step kind shares: record the start, compute the cache key, reuse a verified entry
     (single flight) or run ``body``, commit its outputs atomically, record the entry only on success."""
-    from airflow_mlpipe.runtime import cache
+    from airflow_mlpipe.runtime import cache, fail_fast
     from airflow_mlpipe.runtime.snapshot import source_manifest
 
     step = ex.step
     store = ex.workspace.store
+    fail_fast.refuse_if_stopped(ex)  # another step failed and the run does not continue on failure
     started = utcnow()
     store.upsert_pipeline_run(ex.pipeline_run_id, experiment=ex.experiment, dag_id=ex.dag_id,
                               status="Running")
@@ -479,11 +471,17 @@ def execute_step(ex: StepExecution, body: StepBody) -> StepResult:
         raise
     flight: cache.SingleFlight | None = None
     work = StepWork()
+    watch = fail_fast.SiblingWatch(ex)
     workdir = Path(tempfile.mkdtemp(prefix=f"mlpipe-{step['task_id']}-"))
     try:
         upstream = collect_upstream(ex)
-        manifest, _ = source_manifest(ex.workspace, step)
-        key = cache.compute_key(ex.workspace, step, manifest, upstream, ex.parameter_values)
+        planned = None if ex.regenerate_outputs else ex.planned
+        if planned:  # the planner hashed the sources and inputs moments ago: use its key and its reasons
+            key = cache.StepKey(planned["key"], planned["components"])
+            manifest = key.components["source"]
+        else:
+            manifest, _ = source_manifest(ex.workspace, step)
+            key = cache.compute_key(ex.workspace, step, manifest, upstream, ex.parameter_values)
         if step.get("allow_reuse", True) and not ex.regenerate_outputs:
             entry, why = cache.lookup(ex.workspace, key.key)
             if entry is None:
@@ -492,12 +490,14 @@ def execute_step(ex: StepExecution, body: StepBody) -> StepResult:
             if entry is not None:
                 flight = None
                 return _reuse(ex, entry, key.key, started)
-            reasons = ([why] if why else []) + cache.explain_miss(ex.workspace, step, key)
+            known = list(planned["changes"]) if planned else cache.explain_miss(ex.workspace, step, key)
+            reasons = ([why] if why and why not in known else []) + known
             ex.log.info("Step %r: cache miss (key %s): %s", step["name"], key.key, "; ".join(reasons))
         else:
             ex.log.info("Step %r runs without reuse: %s", step["name"],
                         "regenerate_outputs=True" if ex.regenerate_outputs else "allow_reuse=False")
-        body(ex, workdir, upstream, manifest, work)
+        with watch:  # stops the body's scripts if another step fails (continue_on_step_failure=False)
+            body(ex, workdir, upstream, manifest, work)
         assert work.outputs is not None, "a step body must stage its outputs"
         committed = work.outputs.commit()
         work.outputs = None
@@ -513,7 +513,9 @@ def execute_step(ex: StepExecution, body: StepBody) -> StepResult:
     except BaseException as exc:
         if work.outputs is not None:
             work.outputs.discard()
-        store.upsert_step_run(ex.step_run_id, status="Failed", end_time=utcnow(), error=str(exc)[:4000])
+        stopped = fail_fast.record_failure(ex, exc, watch)
+        if stopped is not None:
+            raise stopped from exc
         raise
     finally:
         if flight is not None:

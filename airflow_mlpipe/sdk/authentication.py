@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
 import os
 import threading
@@ -30,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from airflow_mlpipe.exceptions import AzureMLException, UserErrorException
+from airflow_mlpipe.contract.exceptions import AzureMLException, UserErrorException
 
 #: fetch a new token this long before the cached one expires (at most a quarter of the token's lifetime)
 REFRESH_MARGIN_SECONDS = 60.0
@@ -201,7 +200,7 @@ class AbstractAuthentication:
 
     def _resolve_workspace(self) -> Any:
         if self._workspace is None:
-            from airflow_mlpipe.workspace import Workspace
+            from airflow_mlpipe.sdk.workspace import Workspace
 
             self._workspace = Workspace.from_config()
         return self._workspace
@@ -363,38 +362,8 @@ class ServicePrincipalAuthentication(AbstractAuthentication):
 
 
 # ---------------------------------------------------------------------------------------------- SDK REST client
-@functools.cache
-def _client_class() -> type:
-    """An AirflowClient whose tokens come from an authentication object (built lazily: no import at load)."""
-    from airflow_mlpipe.clients.airflow_rest import AirflowClient
-
-    class AuthenticatedAirflowClient(AirflowClient):
-        def __init__(self, ws: Any, auth: AbstractAuthentication, creds: Credentials, timeout: float) -> None:
-            # a user name makes the base class retry once after a 401 (it then asks ``token`` again)
-            super().__init__(creds.url, username=creds.username or "token", timeout=timeout)
-            self._ws = ws
-            self._auth = auth
-            self._handed: str | None = None
-
-        @property
-        def token(self) -> str | None:
-            if self._token is None and self._handed is not None:  # the server said 401: log in again
-                self._auth._invalidate(self._handed)
-            self._token = self._handed = self._auth._bearer(self._ws)
-            return self._token
-
-        def fetch_token(self) -> str:
-            return self._auth._bearer(self._ws, force=True)
-
-    return AuthenticatedAirflowClient
-
-
 def client_with_auth(ws: Any, auth: Any) -> Any:
     """The SDK's Airflow REST client for ``ws``, logging in with ``auth`` (``Workspace(..., auth=auth)``)."""
-    if not isinstance(auth, AbstractAuthentication):
-        raise UserErrorException(
-            f"Workspace auth must be an airflow_mlpipe authentication object (InteractiveLoginAuthentication, "
-            f"ServicePrincipalAuthentication, ...), got {type(auth).__name__}"
-        )
-    creds = auth._credentials(ws)
-    return _client_class()(ws, auth, creds, float(ws.airflow_config.get("timeout", 30)))
+    from airflow_mlpipe.clients.airflow_rest import client_with_auth as rest_client_with_auth
+
+    return rest_client_with_auth(ws, auth)

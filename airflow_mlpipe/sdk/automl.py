@@ -13,7 +13,8 @@ import math
 import warnings
 from typing import Any
 
-from airflow_mlpipe.exceptions import UserErrorException
+from airflow_mlpipe.contract.automl_data import DATA_ARGUMENTS
+from airflow_mlpipe.contract.exceptions import UserErrorException
 
 TASKS = ("classification", "regression", "forecasting")
 UNSUPPORTED_TASKS = ("image-classification", "image-classification-multilabel", "image-object-detection",
@@ -66,8 +67,6 @@ DEFAULT_LEARNERS = {
     "forecasting": ("lgbm", "rf", "xgboost", "extra_tree", "xgb_limitdepth"),
 }
 
-#: config arguments that carry data (added to the step's inputs under the argument's name)
-DATA_ARGUMENTS = ("training_data", "validation_data", "test_data")
 _DEPRECATED_DATA = ("X", "y", "sample_weight", "X_valid", "y_valid", "sample_weight_valid", "cv_splits_indices")
 #: accepted for compatibility, recorded, and without effect here
 _ACCEPTED_NO_EFFECT = ("spark_context", "mem_in_mb", "enforce_time_on_windows", "verbosity", "enable_tf",

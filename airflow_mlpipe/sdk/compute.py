@@ -11,7 +11,9 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow_mlpipe.exceptions import ComputeTargetException, PipelineValidationError
+from airflow_mlpipe.contract.exceptions import ComputeTargetException, PipelineValidationError
+from airflow_mlpipe.contract.step_kinds import STEP_KINDS
+from airflow_mlpipe.contract.timestamps import iso_utc as _iso
 from airflow_mlpipe.sdk.no_effect import warn_no_effect
 
 #: v1 compute types that run a Python step here (as a local subprocess, on the queue of the same name)
@@ -95,10 +97,6 @@ def _now() -> str:
 
 def _parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def _not_found(name: str) -> ComputeTargetException:
@@ -398,7 +396,6 @@ def check_compute_type(kind: str, where: str) -> str:
 #: compute types only a dedicated step kind can use: the step kind it needs, per type
 _STEP_KIND_FOR_TYPE = {**{t: "DatabricksStep" for t in DATABRICKS_TYPES},
                        **{t: "DataTransferStep" for t in DATAFACTORY_TYPES}}
-_PENDING_STEP_KINDS = {"DatabricksStep", "DataTransferStep"}  # not provided by airflow-mlpipe yet
 
 
 def check_step_compute(step_name: str, step_kind: str, name: str, kind: str) -> None:
@@ -406,7 +403,7 @@ def check_step_compute(step_name: str, step_kind: str, name: str, kind: str) -> 
     needed = _STEP_KIND_FOR_TYPE.get(kind.lower().replace(" ", ""))
     if needed is None or needed == step_kind:
         return
-    pending = (f" (airflow-mlpipe does not provide {needed} yet)" if needed in _PENDING_STEP_KINDS else "")
+    pending = "" if needed in STEP_KINDS else f" (airflow-mlpipe does not provide {needed} yet)"
     raise PipelineValidationError(
         f"Step {step_name!r}, argument 'compute_target': {name!r} is a {kind} compute target, which only a "
         f"{needed} can run on{pending}; a {step_kind} needs an AmlCompute target (a Celery queue) or 'local'"

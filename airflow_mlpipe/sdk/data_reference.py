@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from airflow_mlpipe.exceptions import UserErrorException
+from airflow_mlpipe.contract.exceptions import UserErrorException
 from airflow_mlpipe.sdk.no_effect import warn_no_effect
 
 SUPPORTED_DATAREF_MODES = ("mount", "download", "upload")

@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any
 
-from airflow_mlpipe.exceptions import UserErrorException
+from airflow_mlpipe.contract.exceptions import UserErrorException
 
 CONSUMPTION_MODES = ("direct", "download", "mount", "hdfs")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
-from airflow_mlpipe.exceptions import UserErrorException
-
-_NAME = re.compile(r"^[a-zA-Z0-9][\w\-]{0,254}$")
+from airflow_mlpipe.contract.exceptions import UserErrorException
 
 
 class Experiment:
     """v1 ``Experiment(workspace, name)``; get-or-created on construction."""
 
     def __init__(self, workspace: Any, name: str, _skip_name_validation: bool = False, **kwargs: Any) -> None:
-        if not _skip_name_validation and (not isinstance(name, str) or not _NAME.match(name)):
-            raise UserErrorException(
-                f"Experiment name {name!r} is invalid: 1-255 characters, starting with a letter or digit, "
-                "then letters, digits, '_' or '-'"
-            )
+        if not _skip_name_validation:
+            from airflow_mlpipe.clients.submit import check_experiment_name
+
+            check_experiment_name(name)
         self.workspace = workspace
         self.name = name
         self.tags: dict[str, str] = {}
@@ -30,21 +26,33 @@ class Experiment:
         return self.name
 
     def submit(self, config: Any, tags: dict[str, str] | None = None, **kwargs: Any):
-        """Submit a Pipeline (``pipeline_parameters``, ``regenerate_outputs``, ``continue_on_step_failure``)."""
+        """Submit a Pipeline (``pipeline_parameters``, ``regenerate_outputs``, ``continue_on_step_failure``,
+        ``parent_run_id``); returns its PipelineRun without waiting.
+
+        ``dag_id`` (not in v1): a DAG file in Airflow's DAGs folder already defines this pipeline
+        (``pipeline.to_dag(dag_id)``); the run is pinned to the spec that DAG serves when it is triggered.
+        """
         from airflow_mlpipe.sdk.pipeline import Pipeline
 
         if "pipeline_params" in kwargs and "pipeline_parameters" not in kwargs:
             kwargs["pipeline_parameters"] = kwargs.pop("pipeline_params")
         if isinstance(config, Pipeline):
-            from airflow_mlpipe.clients.submit import submit_pipeline
+            from airflow_mlpipe.clients.submit import submit_spec
+            from airflow_mlpipe.sdk.runs import PipelineRun
 
-            return submit_pipeline(
-                self, config,
-                pipeline_parameters=kwargs.get("pipeline_parameters"),
+            dag_id = kwargs.get("dag_id")
+            submitted = submit_spec(
+                self.workspace, config.to_spec(dag_id or ""), self.name,
+                kwargs.get("pipeline_parameters"), dag_id=dag_id,
                 regenerate_outputs=bool(kwargs.get("regenerate_outputs", False)),
                 continue_on_step_failure=bool(kwargs.get("continue_on_step_failure", False)),
                 tags=tags, parent_run_id=kwargs.get("parent_run_id"),
             )
+            run = PipelineRun(self, submitted.run_id)
+            print(f"Submitted PipelineRun {submitted.run_id}")
+            if run.ui_url:
+                print(f"Link to Airflow UI: {run.ui_url}")
+            return run
         raise UserErrorException(
             f"Experiment.submit: cannot submit a {type(config).__name__}; submit a Pipeline"
         )

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from airflow_mlpipe.exceptions import ModelNotFoundException, UserErrorException
+from airflow_mlpipe.contract.exceptions import ModelNotFoundException, UserErrorException
 from airflow_mlpipe.store.db import utcnow
 from airflow_mlpipe.store.tables_models import TABLES, models
 
@@ -41,7 +41,7 @@ def _row(conn: Any, stmt: Any) -> dict[str, Any] | None:
 
 
 def _current_run_id() -> str | None:
-    from airflow_mlpipe.runtime import contract
+    from airflow_mlpipe.contract import run_context as contract
 
     return os.environ.get(contract.ENV_RUN_ID) if os.environ.get(contract.ENV_RUN_CONTEXT) else None
 
@@ -49,7 +49,7 @@ def _current_run_id() -> str | None:
 def _context_workspace() -> Any:
     """The workspace of the step this code runs in, else ``Workspace.from_config()`` (v1 behaviour)."""
     from airflow_mlpipe.sdk.run import Run
-    from airflow_mlpipe.workspace import Workspace
+    from airflow_mlpipe.sdk.workspace import Workspace
 
     run = Run.get_context()
     experiment = getattr(run, "experiment", None)

@@ -6,10 +6,10 @@ import os
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
-from airflow_mlpipe.exceptions import PipelineValidationError
+from airflow_mlpipe.contract.exceptions import PipelineValidationError
+from airflow_mlpipe.contract.spec import SPEC_VERSION, spec_hash
 from airflow_mlpipe.sdk.parameters import check_unique_parameters
 from airflow_mlpipe.sdk.steps.base import PipelineStep, flatten_steps
-from airflow_mlpipe.spec import SPEC_VERSION, spec_hash
 
 
 class Pipeline:
@@ -166,9 +166,8 @@ class Pipeline:
         Returns one ``Decision`` per step (``action`` is ``reuse``, ``run`` or ``pending``: decided at run
         time from its upstream outputs' content).
         """
-        from airflow_mlpipe.clients.submit import check_parameters
+        from airflow_mlpipe.contract.parameters import check_parameters, resolve_parameters
         from airflow_mlpipe.runtime.planner import plan_steps
-        from airflow_mlpipe.runtime.step_runner import resolve_parameters
 
         spec = self.to_spec()
         values = resolve_parameters(spec["parameters"], check_parameters(spec, pipeline_parameters))

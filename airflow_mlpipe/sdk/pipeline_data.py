@@ -11,7 +11,7 @@ import copy
 import re
 from typing import Any
 
-from airflow_mlpipe.exceptions import PipelineValidationError
+from airflow_mlpipe.contract.exceptions import PipelineValidationError
 from airflow_mlpipe.sdk.no_effect import warn_no_effect
 
 _WORD = re.compile(r"^\w+$")

@@ -1,8 +1,8 @@
-"""PublishedPipeline, PipelineEndpoint, PipelineVersion (v1 ``azureml.pipeline.core``), and the DAG factory.
+"""PublishedPipeline, PipelineEndpoint, PipelineVersion (v1 ``azureml.pipeline.core``): authoring and the store.
 
 A published pipeline is an immutable PipelineSpec stored in our store under a fresh id; its spec's ``name`` is
 the DAG id (``published__<name>__<id8>``) that the workspace's published-pipelines DAG file builds for it. Submitting it
-triggers that DAG with ``conf = {**parameter values, "__mlpipe": {...}}``, exactly like ``Experiment.submit``.
+triggers that DAG through the submission service (:mod:`airflow_mlpipe.clients.submit`), like ``Experiment.submit``.
 An endpoint is a named pointer to versions ``"0"``, ``"1"``, ... of published pipelines with a default version.
 """
 
@@ -15,16 +15,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from airflow_mlpipe.exceptions import UserErrorException
-from airflow_mlpipe.spec import canonical_json, check_spec, spec_hash
+from airflow_mlpipe.clients import published_entities as entities
+from airflow_mlpipe.clients.published_entities import ENDPOINT_PREFIX  # noqa: F401 - its old import path
+from airflow_mlpipe.clients.published_entities import rest_base_url as _base_url
+from airflow_mlpipe.contract.exceptions import UserErrorException
+from airflow_mlpipe.contract.spec import canonical_json, check_spec, spec_hash
 from airflow_mlpipe.store import published_queries as q
 
 log = logging.getLogger(__name__)
 
 ACTIVE, DISABLED = "Active", "Disabled"
-CONF_KEY = "__mlpipe"  # same key as airflow_mlpipe.operators.base.CONF_KEY (not imported: no Airflow here)
+
 DAG_PREFIX = "published__"
-ENDPOINT_PREFIX = "/mlpipe/api/v1"
 
 
 def dag_id_for(name: str, pipeline_id: str) -> str:
@@ -32,99 +34,14 @@ def dag_id_for(name: str, pipeline_id: str) -> str:
     return f"{DAG_PREFIX}{slug}__{pipeline_id.replace('-', '')[:8]}"
 
 
-def _base_url(ws: Any) -> str:
-    """Where our REST routes are served (the Airflow api-server of ``ws``)."""
-    import os
-
-    url = ws.airflow_config.get("url")
-    if url:
-        return url.rstrip("/")
-    if os.environ.get("AIRFLOW__API__BASE_URL"):  # inside an Airflow component
-        return os.environ["AIRFLOW__API__BASE_URL"].rstrip("/")
-    from airflow_mlpipe.clients.local_airflow import last_url, status
-
-    info = status(ws, check_health=False)  # the URL is what matters here, not whether it answers this second
-    return info.url if info else (last_url(ws) or "http://127.0.0.1:8080")
-
-
 # ---------------------------------------------------------------------------------------------- submission
-def trigger_published(ws: Any, row: dict[str, Any], experiment_name: str, pipeline_parameters: dict | None = None,
-                      *, tags: dict | None = None, description: str | None = None, run_source: str = "SDK",
-                      continue_on_step_failure: bool | None = None, endpoint: dict | None = None,
-                      client: Any = None, wait_for_dag: float = 120, parent_run_id: str | None = None) -> str:
-    """Validate, record and trigger one run of the published pipeline ``row``; returns the run id.
-
-    Raises UserErrorException (bad experiment name, unknown parameter, wrong type, disabled pipeline).
-    ``client`` is an AirflowClient (the plugin passes one carrying the caller's own token).
-    ``parent_run_id`` links the run to its parent as v1 does (run property ``azureml.parentrunid``).
-    """
-    from airflow_mlpipe.clients.submit import check_parameters
-    from airflow_mlpipe.sdk.experiment import _NAME
-
-    if row["status"] != ACTIVE and endpoint is None:
-        raise UserErrorException(
-            f"Published pipeline {row['id']!r} ({row['name']}) is {row['status']}: Status must be Active to submit; "
-            "call enable() first"
-        )
-    if not isinstance(experiment_name, str) or not _NAME.match(experiment_name):
-        raise UserErrorException(
-            f"Experiment name {experiment_name!r} is invalid: 1-255 characters, starting with a letter or digit, "
-            "then letters, digits, '_' or '-'"
-        )
-    if tags is not None and not isinstance(tags, dict):
-        raise UserErrorException("tags must be an object of string keys and values")
-    spec = row["spec"]
-    values = check_parameters(spec, pipeline_parameters)
-    if client is None:
-        from airflow_mlpipe.clients.airflow_rest import client_for
-
-        client = client_for(ws)
-    dag_id = row["dag_id"]
-    digest = row["spec_hash"]
-    try:
-        client.wait_for_dag(dag_id, predicate=lambda d: digest in (d.get("doc_md") or ""), timeout=wait_for_dag)
-    except TimeoutError as exc:
-        raise TimeoutError(
-            f"{exc}. Published pipelines are served by the 'mlpipe-submitted' DAG bundle of the workspace's Airflow "
-            "(mlpipe_published_dags.py, written by `mlpipe airflow start`); check that bundle in Airflow's "
-            "dag_bundle_config_list and the DAG processor's log"
-        ) from exc
-    dag = client.get_dag(dag_id) or {}
-    if dag.get("is_paused"):
-        client.unpause(dag_id)
-    run_id = str(uuid.uuid4())
-    cosf = row.get("continue_on_step_failure") if continue_on_step_failure is None else continue_on_step_failure
-    meta = {"run_id": run_id, "experiment": experiment_name, "regenerate_outputs": False,
-            "continue_on_step_failure": bool(cosf), "tags": dict(tags or {}), "published_pipeline_id": row["id"],
-            "spec_hash": digest}
-    properties = {"azureml.pipelineid": row["id"], "azureml.runsource": run_source or "SDK"}
-    if endpoint is not None:
-        meta["pipeline_endpoint_id"] = endpoint["id"]
-        properties["azureml.pipelineendpointid"] = endpoint["id"]
-        properties["azureml.pipelineendpointversion"] = endpoint.get("version")
-    if description:
-        properties["description"] = str(description)
-    if parent_run_id:
-        properties["azureml.parentrunid"] = str(parent_run_id)
-    conf = json.loads(canonical_json({**values, CONF_KEY: meta}))
-    from airflow_mlpipe.store.tables_specs import save_spec
-
-    save_spec(ws.store, spec, digest)
-    ws.store.upsert_pipeline_run(
-        run_id, experiment=experiment_name, dag_id=dag_id, airflow_run_id=run_id, status="NotStarted",
-        pipeline_name=row["name"], spec_hash=digest, parameters=values, tags={str(k): str(v) for k, v in
-                                                                              (tags or {}).items()},
-        properties=properties,
-    )
-    client.trigger(dag_id, conf=conf, dag_run_id=run_id, note=f"experiment {experiment_name} ({run_source})")
-    return run_id
-
-
-def _pipeline_run(ws: Any, experiment_name: str, run_id: str):
+def _pipeline_run(ws: Any, submitted: Any):
+    """The SDK's view of a run the submission service started."""
     from airflow_mlpipe.sdk.experiment import Experiment
     from airflow_mlpipe.sdk.runs import PipelineRun
 
-    return PipelineRun(Experiment(ws, experiment_name), run_id)
+    print(f"Submitted PipelineRun {submitted.run_id}")
+    return PipelineRun(Experiment(ws, submitted.experiment), submitted.run_id)
 
 
 # ---------------------------------------------------------------------------------------------- PublishedPipeline
@@ -247,7 +164,7 @@ class PublishedPipeline:
 
     @property
     def endpoint(self) -> str:
-        return f"{_base_url(self._workspace)}{ENDPOINT_PREFIX}/PipelineRuns/PipelineSubmit/{self.id}"
+        return entities.pipeline_submit_url(_base_url(self._workspace), self.id)
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -282,26 +199,16 @@ class PublishedPipeline:
                _workflow_provider: Any = None, _service_endpoint: Any = None, parent_run_id: str | None = None,
                continue_on_step_failure: bool | None = None, tags: dict | None = None):
         """Trigger a run (the generated DAG with these parameter values); returns the PipelineRun."""
+        from airflow_mlpipe.clients.submit import submit_published
+
         ws = workspace or self._workspace
-        run_id = trigger_published(ws, self._refresh(), experiment_name, pipeline_parameters, tags=tags,
-                                   continue_on_step_failure=continue_on_step_failure, parent_run_id=parent_run_id)
-        print(f"Submitted PipelineRun {run_id}")
-        return _pipeline_run(ws, experiment_name, run_id)
+        submitted = submit_published(ws, self._refresh(), experiment_name, pipeline_parameters, tags=tags,
+                                     continue_on_step_failure=continue_on_step_failure, parent_run_id=parent_run_id)
+        return _pipeline_run(ws, submitted)
 
     def to_entity(self) -> dict[str, Any]:
         """The v1 REST entity (PascalCase keys)."""
-        row = self._row
-        return {
-            "Id": row["id"], "Name": row["name"], "Description": row.get("description"),
-            "Version": row.get("version"), "GraphId": row["spec_hash"], "DagId": row["dag_id"],
-            "TotalRunSteps": row.get("total_run_steps"),
-            "ParameterAssignments": {n: p.get("default") for n, p in (row["spec"].get("parameters") or {}).items()},
-            "ParameterTypes": {n: p.get("type") for n, p in (row["spec"].get("parameters") or {}).items()},
-            "Url": self.endpoint, "EntityStatus": row["status"],
-            "ContinueRunOnStepFailure": bool(row.get("continue_on_step_failure")),
-            "CreatedDate": _iso(row.get("created_at")), "LastModifiedDate": _iso(row.get("modified_at")),
-            "Etag": row["spec_hash"][:16],
-        }
+        return entities.pipeline_entity(self._row, _base_url(self._workspace))
 
     def __repr__(self) -> str:
         return (f"PublishedPipeline(Name: {self.name}, Id: {self.id}, Status: {self._row['status']}, "
@@ -312,10 +219,6 @@ class PublishedPipeline:
 
     def __hash__(self) -> int:
         return hash(self.id)
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() + "Z" if value is not None else None
 
 
 def _published_row_for_dag(ws: Any, dag_id: str | None) -> dict[str, Any] | None:
@@ -429,11 +332,11 @@ class PipelineEndpoint:
 
     @property
     def endpoint(self) -> str:
-        return f"{_base_url(self._workspace)}{ENDPOINT_PREFIX}/PipelineRuns/PipelineEndpointSubmit/Id/{self.id}"
+        return entities.endpoint_submit_url(_base_url(self._workspace), self.id)
 
     @property
     def swaggerurl(self) -> str:
-        return f"{_base_url(self._workspace)}/mlpipe/openapi.json"
+        return entities.swagger_url(_base_url(self._workspace))
 
     @property
     def pipeline_version_list(self) -> list[PipelineVersion]:
@@ -541,22 +444,17 @@ class PipelineEndpoint:
     def submit(self, experiment_name: str, pipeline_parameters: dict | None = None, parent_run_id: str | None = None,
                pipeline_version: str | None = None, tags: dict | None = None):
         """Run the default version (or ``pipeline_version``); returns the PipelineRun."""
+        from airflow_mlpipe.clients.submit import submit_published
+
         prow, ep = self._resolve(pipeline_version)
-        run_id = trigger_published(self._workspace, prow, experiment_name, pipeline_parameters, tags=tags,
-                                   endpoint=ep, parent_run_id=parent_run_id)
-        print(f"Submitted PipelineRun {run_id}")
-        return _pipeline_run(self._workspace, experiment_name, run_id)
+        submitted = submit_published(self._workspace, prow, experiment_name, pipeline_parameters, tags=tags,
+                                     endpoint=ep, parent_run_id=parent_run_id)
+        return _pipeline_run(self._workspace, submitted)
 
     def to_entity(self) -> dict[str, Any]:
         row = self._refresh()
-        return {
-            "Id": row["id"], "Name": row["name"], "Description": row.get("description"),
-            "DefaultVersion": row["default_version"], "EntityStatus": row["status"],
-            "PipelineVersionList": [{"Version": v.version, "PipelineId": v.pipeline_id}
-                                    for v in self.list_versions()],
-            "Url": self.endpoint, "SwaggerUrl": self.swaggerurl,
-            "CreatedDate": _iso(row.get("created_at")), "LastModifiedDate": _iso(row.get("modified_at")),
-        }
+        return entities.endpoint_entity(row, q.list_versions(self._workspace.store, self.id),
+                                        _base_url(self._workspace))
 
     def __repr__(self) -> str:
         return (f"PipelineEndpoint(Name: {self._row['name']}, Id: {self.id}, Status: {self._row['status']}, "
@@ -564,100 +462,19 @@ class PipelineEndpoint:
 
 
 # ---------------------------------------------------------------------------------------------- DAG factory
-#: the last factory run's problems: pipeline id → message (also reported as one Airflow import error)
-FACTORY_ERRORS: dict[str, str] = {}
+# The DAG factory is the compiler's (airflow_mlpipe.compiler.published); DAG files copied by hand into older
+# set-ups' DAGs folders still do ``from airflow_mlpipe.sdk.published import build_published_dags``. The alias loads
+# the compiler (and Airflow) only when such a file asks for it, never on ``import airflow_mlpipe.sdk.published``.
+_FACTORY_ALIASES = {
+    "build_published_dags": ("airflow_mlpipe.compiler.published", "build_published_dags"),
+    "PublishedPipelineLoadError": ("airflow_mlpipe.compiler.load_errors", "PipelineLoadError"),
+}
 
 
-def build_published_dags(workspace: Any = None, served_by_bundle: bool = False) -> dict[str, Any]:
-    """One DAG per served published pipeline (Active, or a version of an Active endpoint), each isolated.
+def __getattr__(name: str) -> Any:
+    if name in _FACTORY_ALIASES:
+        import importlib
 
-    A spec that cannot be built (corrupt, incompatible ``spec_version``, unknown step kind) is skipped and
-    reported; every other pipeline keeps its DAG. The problems are raised as ONE Airflow import error for the
-    factory file (Airflow keys import errors by file), whose message names each broken pipeline.
-
-    ``served_by_bundle``: called from the generated ``mlpipe_published_dags.py`` of the workspace's
-    submitted-pipelines bundle. A hand-copied factory file (older set-ups copied ``published_pipelines.py``
-    into the DAGs folder) defines nothing once that file exists, so no DAG is defined twice.
-    """
-    from airflow_mlpipe.compiler.dag_builder import build_dag
-    from airflow_mlpipe.sdk.schedule import dag_schedule_for
-
-    if workspace is None:
-        from airflow_mlpipe.workspace import Workspace
-
-        workspace = Workspace.from_config()
-    if not served_by_bundle:
-        from airflow_mlpipe.compiler.factory import PUBLISHED_STUB_NAME
-
-        if (workspace.airflow_home / "submitted" / PUBLISHED_STUB_NAME).is_file():
-            log.info("airflow-mlpipe: published pipelines are served by the workspace's %s; this copy of the "
-                     "factory defines no DAGs (it can be deleted)", PUBLISHED_STUB_NAME)
-            return {}
-    FACTORY_ERRORS.clear()
-    pipelines, schedules = q.factory_rows(workspace.store)
-    by_pipeline: dict[str, list[dict[str, Any]]] = {}
-    endpoint_defaults: dict[str, str] = {}
-    if any(s.get("pipeline_endpoint_id") for s in schedules):
-        versions = {(v["endpoint_id"], v["version"]): v["pipeline_id"] for v in q.list_versions(workspace.store)}
-        for ep in q.list_endpoints(workspace.store, active_only=True):
-            pid = versions.get((ep["id"], ep["default_version"]))
-            if pid:
-                endpoint_defaults[ep["id"]] = pid
-    for s in schedules:
-        pid = s.get("pipeline_id") or endpoint_defaults.get(s.get("pipeline_endpoint_id") or "")
-        if pid:
-            by_pipeline.setdefault(pid, []).append(s)
-    dags: dict[str, Any] = {}
-    for row in pipelines:
-        try:
-            spec = row["spec"]
-            if isinstance(spec, str):
-                spec = json.loads(spec)
-            check_spec(spec, f"published pipeline {row['name']!r} ({row['id']})")
-            schedule, extra_dags = dag_schedule_for(workspace, row, by_pipeline.get(row["id"], []))
-            first = (by_pipeline.get(row["id"]) or [None])[0]
-            run_defaults = ({"experiment": first.get("experiment_name"),
-                             "parameters": first.get("pipeline_parameters") or {}} if first else None)
-            dags[row["dag_id"]] = build_dag(
-                spec, schedule=schedule, run_defaults=run_defaults, tags=["mlpipe", "published"],
-                description=f"Published pipeline {row['name']} v{row.get('version') or '-'} ({row['id']})",
-            )
-            dags.update(extra_dags)
-        except Exception as exc:  # noqa: BLE001 - one bad spec must not hide the others
-            _unregister(row.get("dag_id"))
-            FACTORY_ERRORS[row["id"]] = (f"published pipeline {row.get('name')!r} (id {row.get('id')}, DAG "
-                                         f"{row.get('dag_id')}): {type(exc).__name__}: {exc}")
-            log.error("airflow-mlpipe: %s", FACTORY_ERRORS[row["id"]])
-    if FACTORY_ERRORS:
-        _report_errors(FACTORY_ERRORS)
-    return dags
-
-
-def _unregister(dag_id: str | None) -> None:
-    """Forget a half-built DAG (``with DAG`` registers it on exit even when its body raised)."""
-    from airflow.sdk.definitions._internal.contextmanager import DagContext
-
-    for item in [i for i in DagContext.autoregistered_dags if i[0].dag_id == dag_id]:
-        DagContext.autoregistered_dags.discard(item)
-
-
-def _report_errors(errors: dict[str, str]) -> None:
-    """Make the DagBag record an import error for the factory file while keeping every good DAG.
-
-    A DAG whose ``validate()`` raises is not bagged; the DagBag records the exception as the file's import error
-    and goes on with the other DAGs of the file.
-    """
-    from airflow.sdk import DAG
-
-    message = "; ".join(errors[k] for k in sorted(errors))
-
-    class _BrokenPublishedPipelines(DAG):
-        def validate(self):  # noqa: D401 - called by the DagBag before bagging
-            raise PublishedPipelineLoadError(message)
-
-    with _BrokenPublishedPipelines(dag_id="mlpipe_published_pipeline_errors", schedule=None):
-        pass
-
-
-class PublishedPipelineLoadError(Exception):
-    """A published pipeline's spec could not be turned into a DAG (reported as an Airflow import error)."""
+        module, attr = _FACTORY_ALIASES[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

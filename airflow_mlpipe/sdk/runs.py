@@ -1,7 +1,8 @@
 """PipelineRun and StepRun: views over an Airflow DAG run and our store, with v1 names and statuses.
 
-Status comes from Airflow (the source of truth for scheduling); outputs, metrics and reuse come from our
-store. When no Airflow is reachable (it was stopped), the last status recorded in the store is used.
+Status comes from Airflow (the source of truth for scheduling) and our store's record, combined by the one
+rule in :mod:`airflow_mlpipe.contract.status` that the REST API uses too; outputs, metrics and reuse come from
+our store. When no Airflow is reachable (it was stopped), the last status recorded in the store is used.
 """
 
 from __future__ import annotations
@@ -11,20 +12,17 @@ import sys
 import time
 from typing import Any
 
-from airflow_mlpipe.exceptions import ActivityFailedException, UserErrorException
+from airflow_mlpipe.contract.exceptions import ActivityFailedException, UserErrorException
+from airflow_mlpipe.contract.status import (  # noqa: F401 - PIPELINE_STATUS, STEP_STATUS: their old import path
+    PIPELINE_STATUS,
+    STEP_STATUS,
+    TERMINAL,
+    pipeline_status,
+    step_status,
+)
+from airflow_mlpipe.contract.timestamps import iso_utc as _iso
 from airflow_mlpipe.sdk.run import Run
 from airflow_mlpipe.store.db import utcnow
-
-#: Airflow DAG-run state → v1 pipeline-service status
-PIPELINE_STATUS = {"queued": "NotStarted", "running": "Running", "success": "Finished", "failed": "Failed"}
-#: Airflow task-instance state → v1 step (node) status
-STEP_STATUS = {
-    None: "NotStarted", "none": "NotStarted", "scheduled": "Queued", "queued": "Queued", "running": "Running",
-    "up_for_retry": "Running", "up_for_reschedule": "Running", "restarting": "Running", "deferred": "Running",
-    "success": "Finished", "failed": "Failed", "upstream_failed": "NotStarted", "skipped": "Bypassed",
-    "removed": "Canceled",
-}
-TERMINAL = {"Finished", "Failed", "Canceled"}
 
 log = logging.getLogger(__name__)
 
@@ -206,12 +204,7 @@ class StepRun(Run):
         return self._row
 
     def get_status(self) -> str:
-        row = self._refresh_row()
-        if self._ti is not None and self._ti.get("state") not in ("success", "failed") and row.get("status") not in TERMINAL:
-            return STEP_STATUS.get(self._ti.get("state"), "Running")
-        if row.get("status"):
-            return row["status"]
-        return STEP_STATUS.get((self._ti or {}).get("state"), "NotStarted")
+        return step_status(self._refresh_row(), self._ti)
 
     @property
     def status(self) -> str:
@@ -274,10 +267,6 @@ class StepRun(Run):
 
     def __repr__(self) -> str:
         return f"StepRun(Name: {self.name}, Id: {self.id}, Status: {self.get_status()})"
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() + "Z" if value is not None else None
 
 
 class PipelineRun(Run):
@@ -351,10 +340,8 @@ class PipelineRun(Run):
         if self._row.get("status") in TERMINAL:
             return self._row["status"]
         dag_run, _ = self._airflow()
-        if dag_run is None:
-            return self._row.get("status") or "NotStarted"
-        status = PIPELINE_STATUS.get(dag_run.get("state"), "Running")
-        if status != self._row.get("status"):
+        status = pipeline_status(self._row, dag_run)
+        if dag_run is not None and status != self._row.get("status"):
             fields: dict[str, Any] = {"status": status}
             if status in TERMINAL:
                 fields["end_time"] = utcnow()
@@ -371,7 +358,7 @@ class PipelineRun(Run):
         _, tis = self._airflow()
         runs: list[StepRun] = []
         seen = set()
-        from airflow_mlpipe.operators.base import PLANNER_TASK_ID
+        from airflow_mlpipe.contract.conf import PLANNER_TASK_ID
 
         for ti in sorted(tis, key=lambda t: (t.get("start_date") or "~", t["task_id"])):
             task_id = ti["task_id"]

@@ -1,32 +1,24 @@
-"""Schedule, ScheduleRecurrence, TimeZone (v1 ``azureml.pipeline.core.schedule``) mapped onto Airflow.
+"""Schedule, ScheduleRecurrence, TimeZone (v1 ``azureml.pipeline.core.schedule``): authoring and the store.
 
-- A time-based schedule becomes the schedule of the published pipeline's DAG: a cron expression
-  (``CronTriggerTimetable`` in the schedule's time zone) or a fixed delta (``DeltaTriggerTimetable``); several
-  active schedules of one pipeline are combined (``MultipleCronTriggerTimetable``).
-- A datastore schedule ("run when files under this folder change") becomes an Airflow **Asset**: a small watcher
-  DAG (``mlpipe_datastore_watch__<id>``) lists the folder every ``polling_interval`` minutes (not sub-folders, as
-  in v1) and, when it changed, emits an event for the Asset; the pipeline's DAG is scheduled on that Asset.
-
-The generated DAGs come from the published-pipelines DAG file of the workspace's bundle, which re-reads the
-schedules on every parse.
+A time-based schedule runs the published pipeline's DAG on a cron (or fixed-delta) timetable; a datastore
+schedule runs it when the files directly under a datastore folder change (an Airflow Asset updated by a watcher
+DAG). What a stored schedule means is :mod:`airflow_mlpipe.contract.schedule_rules`; the DAGs are built by
+:mod:`airflow_mlpipe.compiler.schedules`, from the published-pipelines DAG file of the workspace's bundle, which
+re-reads the schedules on every parse. Nothing here loads Airflow.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
-import json
 import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow_mlpipe.exceptions import UserErrorException
+from airflow_mlpipe.contract import schedule_rules as rules
+from airflow_mlpipe.contract.exceptions import UserErrorException
+from airflow_mlpipe.contract.schedule_rules import FREQUENCIES, START_FORMAT, WEEK_DAYS
 from airflow_mlpipe.store import published_queries as q
-
-FREQUENCIES = ("Minute", "Hour", "Day", "Week", "Month")
-WEEK_DAYS = {"monday": "mon", "tuesday": "tue", "wednesday": "wed", "thursday": "thu", "friday": "fri",
-             "saturday": "sat", "sunday": "sun"}
 
 
 class TimeZone(enum.Enum):
@@ -47,27 +39,9 @@ class TimeZone(enum.Enum):
     AUSEasternStandardTime = "AUS Eastern Standard Time"
 
 
-_IANA = {
-    "UTC": "UTC", "GMT Standard Time": "Europe/London", "W. Europe Standard Time": "Europe/Berlin",
-    "Central Europe Standard Time": "Europe/Budapest", "Romance Standard Time": "Europe/Paris",
-    "Eastern Standard Time": "America/New_York", "Central Standard Time": "America/Chicago",
-    "Mountain Standard Time": "America/Denver", "Pacific Standard Time": "America/Los_Angeles",
-    "India Standard Time": "Asia/Kolkata", "China Standard Time": "Asia/Shanghai",
-    "Tokyo Standard Time": "Asia/Tokyo", "AUS Eastern Standard Time": "Australia/Sydney",
-}
-
-
 def iana_zone(time_zone: Any) -> str:
-    name = time_zone.value if isinstance(time_zone, TimeZone) else (time_zone or "UTC")
-    if name in _IANA:
-        return _IANA[name]
-    try:
-        from zoneinfo import ZoneInfo
-
-        ZoneInfo(str(name))
-    except Exception as exc:  # noqa: BLE001
-        raise UserErrorException(f"ScheduleRecurrence: unknown time_zone {name!r}") from exc
-    return str(name)
+    """The IANA name of a TimeZone member or a v1 (Windows) or IANA time-zone name."""
+    return rules.iana_zone(time_zone.value if isinstance(time_zone, TimeZone) else time_zone)
 
 
 class ScheduleRecurrence:
@@ -102,7 +76,7 @@ class ScheduleRecurrence:
             raise UserErrorException("ScheduleRecurrence: start_time must be a naive datetime; use time_zone")
         if isinstance(self.start_time, str):
             try:
-                datetime.strptime(self.start_time, "%Y-%m-%dT%H:%M:%S")
+                datetime.strptime(self.start_time, START_FORMAT)
             except ValueError as exc:
                 raise UserErrorException(f"ScheduleRecurrence: start_time {self.start_time!r} is not "
                                          "'YYYY-MM-DDThh:mm:ss'") from exc
@@ -130,7 +104,7 @@ class ScheduleRecurrence:
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
-        start = self.start_time.strftime("%Y-%m-%dT%H:%M:%S") if isinstance(self.start_time, datetime) \
+        start = self.start_time.strftime(START_FORMAT) if isinstance(self.start_time, datetime) \
             else self.start_time
         tz = self.time_zone.value if isinstance(self.time_zone, TimeZone) else self.time_zone
         return {"frequency": self.frequency, "interval": self.interval, "start_time": start, "time_zone": tz,
@@ -142,159 +116,21 @@ class ScheduleRecurrence:
                                   time_zone=data.get("time_zone"), hours=data.get("hours"),
                                   minutes=data.get("minutes"), week_days=data.get("week_days"))
 
-    def _start(self) -> datetime | None:
-        if self.start_time is None:
-            return None
-        if isinstance(self.start_time, datetime):
-            return self.start_time
-        return datetime.strptime(self.start_time, "%Y-%m-%dT%H:%M:%S")
-
     def to_cron(self) -> str | timedelta:
         """A cron expression, or a timedelta where cron cannot express the recurrence."""
-        start = self._start()
-        n, f = self.interval, self.frequency
-        minute0 = start.minute if start else 0
-        hour0 = start.hour if start else 0
-        mins = ",".join(str(m) for m in sorted(set(self.minutes))) if self.minutes else str(minute0)
-        hrs = ",".join(str(h) for h in sorted(set(self.hours))) if self.hours else str(hour0)
-        if f == "Minute":
-            return "* * * * *" if n == 1 else (f"*/{n} * * * *" if 60 % n == 0 else timedelta(minutes=n))
-        if f == "Hour":
-            return f"{minute0} * * * *" if n == 1 else (f"{minute0} */{n} * * *" if 24 % n == 0
-                                                         else timedelta(hours=n))
-        if f == "Day":
-            return f"{mins} {hrs} * * *" if n == 1 else f"{mins} {hrs} */{n} * *"
-        if f == "Week":
-            if self.week_days:
-                if n != 1:
-                    raise UserErrorException("ScheduleRecurrence: week_days with interval > 1 is not supported "
-                                             "(cron cannot express every n-th week)")
-                days = ",".join(WEEK_DAYS[d.lower()] for d in self.week_days)
-                return f"{mins} {hrs} * * {days}"
-            return f"{mins} {hrs} * * {start.strftime('%a').lower() if start else 'mon'}" if n == 1 \
-                else timedelta(weeks=n)
-        day = start.day if start else 1
-        return f"{minute0} {hour0} {day} */{n} *" if n > 1 else f"{minute0} {hour0} {day} * *"
+        return rules.recurrence_to_cron(self.to_dict())
 
     def __repr__(self) -> str:
         return f"ScheduleRecurrence({self.to_dict()})"
 
 
-# ---------------------------------------------------------------------------------------------- mapping to Airflow
-def asset_for(schedule_row: dict[str, Any]):
-    from airflow.sdk import Asset
-
-    ds = schedule_row["datastore_name"]
-    path = (schedule_row.get("path_on_datastore") or "").strip("/")
-    return Asset(name=f"mlpipe_datastore__{ds}__{path or '_root'}", uri=f"mlpipe-datastore://{ds}/{path}",
-                 group="mlpipe")
-
-
-def watcher_dag_id(schedule_row: dict[str, Any]) -> str:
-    return f"mlpipe_datastore_watch__{schedule_row['id'].replace('-', '')[:8]}"
-
-
-def dag_schedule_for(ws: Any, pipeline_row: dict[str, Any], schedules: list[dict[str, Any]]
-                     ) -> tuple[Any, dict[str, Any]]:
-    """``(schedule for the pipeline's DAG, extra DAGs)`` from the pipeline's active schedules."""
-    if not schedules:
-        return None, {}
-    timetables, assets, extra = _timetables(schedules), [], {}
-    for s in schedules:
-        if s.get("datastore_name"):
-            asset = asset_for(s)
-            assets.append(asset)
-            extra[watcher_dag_id(s)] = _watcher_dag(s, asset)
-    timetable = _combine(timetables)
-    if assets:
-        from airflow.sdk import AssetAny
-
-        condition = assets[0] if len(assets) == 1 else AssetAny(*assets)
-        if timetable is None:
-            return ([condition] if len(assets) == 1 else condition), extra
-        from airflow.timetables.assets import AssetOrTimeSchedule
-
-        return AssetOrTimeSchedule(timetable=timetable, assets=condition), extra
-    return timetable, extra
-
-
-def _timetables(schedules: list[dict[str, Any]]) -> list[tuple[str | timedelta, str]]:
-    out = []
-    for s in schedules:
-        if s.get("recurrence"):
-            rec = ScheduleRecurrence.from_dict(s["recurrence"])
-            out.append((rec.to_cron(), iana_zone(rec.time_zone)))
-    return out
-
-
-def _combine(items: list[tuple[str | timedelta, str]]):
-    if not items:
-        return None
-    from airflow.timetables.trigger import CronTriggerTimetable, DeltaTriggerTimetable
-
-    if len(items) == 1:
-        expr, tz = items[0]
-        return DeltaTriggerTimetable(expr) if isinstance(expr, timedelta) else CronTriggerTimetable(expr, timezone=tz)
-    crons = [e for e, _ in items if isinstance(e, str)]
-    zones = {tz for _, tz in items}
-    if len(crons) != len(items) or len(zones) != 1:
-        raise UserErrorException(
-            "A published pipeline can have several time-based schedules only if all are cron-expressible and share "
-            f"one time zone (got {[str(e) for e, _ in items]} in {sorted(zones)})"
-        )
-    from airflow.timetables.trigger import MultipleCronTriggerTimetable
-
-    return MultipleCronTriggerTimetable(*crons, timezone=zones.pop())
-
-
-def _watcher_dag(schedule_row: dict[str, Any], asset: Any):
-    from airflow.providers.standard.operators.python import PythonOperator
-    from airflow.sdk import DAG
-
-    minutes = float(schedule_row.get("polling_interval") or 5)
-    with DAG(dag_id=watcher_dag_id(schedule_row), schedule=timedelta(minutes=minutes), catchup=False,
-             start_date=datetime(2024, 1, 1), tags=["mlpipe", "schedule"], max_active_runs=1,
-             description=f"Watches datastore {schedule_row['datastore_name']}:"
-                         f"{schedule_row.get('path_on_datastore') or '/'} for schedule {schedule_row['name']}") as dag:
-        PythonOperator(task_id="watch", python_callable=watch_datastore, outlets=[asset],
-                       op_kwargs={"schedule_id": schedule_row["id"]})
-    return dag
-
-
+# ---------------------------------------------------------------------------------------------- datastore watch
 def folder_fingerprint(ws: Any, datastore_name: str, path: str | None) -> str:
     """Hash of (name, size, mtime) of the files directly under ``path`` (sub-folders are not watched, as in v1)."""
     from airflow_mlpipe.sdk.datastore import Datastore
 
     store = Datastore(ws, datastore_name)
-    fs, full = store.fs, store.full_path(path or "")
-    try:
-        entries = fs.ls(full, detail=True)
-    except FileNotFoundError:
-        entries = []
-    files = sorted((str(e.get("name")), e.get("size"), str(e.get("mtime") or e.get("LastModified") or ""))
-                   for e in entries if e.get("type") == "file")
-    return hashlib.sha256(json.dumps(files).encode()).hexdigest()
-
-
-def _state_key(schedule_id: str) -> str:
-    return f"schedule:{schedule_id}:fingerprint"
-
-
-def watch_datastore(schedule_id: str) -> str:
-    """Task of the watcher DAG: succeed (emitting the Asset event) when the folder changed, else skip."""
-    from airflow.sdk.exceptions import AirflowSkipException
-
-    from airflow_mlpipe.workspace import Workspace
-
-    ws = Workspace.from_config()
-    row = q.get_schedule(ws.store, schedule_id)
-    if row is None or row["status"] != "Active":
-        raise AirflowSkipException(f"schedule {schedule_id} is not active")
-    current = folder_fingerprint(ws, row["datastore_name"], row.get("path_on_datastore"))
-    if ws.store.get_setting(_state_key(schedule_id)) == current:
-        raise AirflowSkipException("no change")
-    ws.store.set_setting(_state_key(schedule_id), current)
-    return current
+    return rules.folder_fingerprint(store.fs, store.full_path(path or ""))
 
 
 # ---------------------------------------------------------------------------------------------- Schedule
@@ -313,7 +149,7 @@ class Schedule:
                data_path_parameter_name: str | None = None, continue_on_step_failure: bool | None = None,
                path_on_datastore: str | None = None, _workflow_provider: Any = None,
                _service_endpoint: Any = None, pipeline_endpoint_id: str | None = None) -> Schedule:
-        from airflow_mlpipe.sdk.experiment import _NAME
+        from airflow_mlpipe.clients.submit import EXPERIMENT_NAME as _NAME
         from airflow_mlpipe.sdk.published import PipelineEndpoint, PublishedPipeline
 
         if (recurrence is None) == (datastore is None):
@@ -326,7 +162,7 @@ class Schedule:
         else:
             target = PublishedPipeline.get(workspace, pipeline_id)
         if pipeline_parameters:
-            from airflow_mlpipe.clients.submit import check_parameters
+            from airflow_mlpipe.contract.parameters import check_parameters
 
             check_parameters(target.to_spec(), pipeline_parameters)
         if recurrence is not None and not isinstance(recurrence, ScheduleRecurrence):
@@ -345,10 +181,10 @@ class Schedule:
         }
         # fail now, not at DAG parse time, if the pipeline's schedules cannot be combined
         others = q.list_schedules(workspace.store, pipeline_id=target.id) if not pipeline_endpoint_id else []
-        _combine(_timetables([*others, row]))
+        rules.check_combinable(rules.time_triggers([*others, row]))
         if ds_name:
-            workspace.store.set_setting(_state_key(row["id"]), folder_fingerprint(workspace, ds_name,
-                                                                                  path_on_datastore))
+            workspace.store.set_setting(rules.fingerprint_setting_key(row["id"]),
+                                        folder_fingerprint(workspace, ds_name, path_on_datastore))
         return Schedule(workspace, q.insert_schedule(workspace.store, row))
 
     @staticmethod

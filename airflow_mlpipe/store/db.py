@@ -297,7 +297,7 @@ class Store:
             q = q.where(t.metrics.c.name == name)
         with self.begin() as conn:
             rows = _all(conn, q)
-        from airflow_mlpipe.runtime.metrics_io import fold_metrics
+        from airflow_mlpipe.contract.metrics_io import fold_metrics
 
         return fold_metrics(rows)
 
@@ -305,7 +305,7 @@ class Store:
     def register_dataset(self, name: str, definition: dict[str, Any], description: str | None = None,
                          tags: dict | None = None, create_new_version: bool = False) -> dict[str, Any]:
         """Register a dataset definition; returns the stored row (``version`` starts at 1)."""
-        from airflow_mlpipe.exceptions import UserErrorException
+        from airflow_mlpipe.contract.exceptions import UserErrorException
 
         table = t.datasets
         with self.begin() as conn:
@@ -350,7 +350,7 @@ class Store:
     # ------------------------------------------------------------------ datastores
     def register_datastore(self, name: str, kind: str, url: str, conn_id: str | None = None,
                            options: dict | None = None, overwrite: bool = False) -> dict[str, Any]:
-        from airflow_mlpipe.exceptions import UserErrorException
+        from airflow_mlpipe.contract.exceptions import UserErrorException
 
         key = name.lower()
         table = t.datastores

@@ -27,7 +27,7 @@ TABLES: list[Table] = [specs]
 
 def save_spec(store: Any, spec: dict[str, Any], digest: str | None = None) -> str:
     """Store ``spec`` under its hash (once); returns the hash."""
-    from airflow_mlpipe.spec import spec_hash
+    from airflow_mlpipe.contract.spec import spec_hash
     from airflow_mlpipe.store.db import utcnow
 
     digest = digest or spec_hash(spec)

@@ -8,7 +8,6 @@ every component's process group and the step script get SIGKILL.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -24,6 +23,8 @@ from airflow_mlpipe import Experiment, Pipeline, PythonScriptStep, Workspace
 from airflow_mlpipe.clients import local_airflow
 from airflow_mlpipe.clients.airflow_rest import AirflowClient
 from airflow_mlpipe.sdk.runs import PIPELINE_STATUS
+from tests.helpers.embedded import working_directory, write_project_config
+from tests.helpers.waiting import wait_for_file
 
 pytestmark = [pytest.mark.scheduler, pytest.mark.timeout(600)]
 
@@ -68,17 +69,13 @@ def project(tmp_path_factory):
     (root / "dags").mkdir()
     (root / "steps").mkdir()
     (root / "steps" / "waiter.py").write_text(WAITER)
-    (root / ".mlpipe").mkdir()
-    (root / ".mlpipe" / "config.json").write_text(json.dumps({"airflow": {"settings": SETTINGS}}))
-    old = os.getcwd()
-    os.chdir(root)
-    ws = Workspace.from_config()
-    port = local_airflow._free_port()
-    try:
-        yield root, ws, port
-    finally:
-        local_airflow.stop(ws, timeout=20)
-        os.chdir(old)
+    write_project_config(root, SETTINGS)
+    with working_directory(root):
+        ws = Workspace.from_config()
+        try:
+            yield root, ws, local_airflow._free_port()
+        finally:
+            local_airflow.stop(ws, timeout=20)
 
 
 def _start(root: Path, ws: Workspace, port: int) -> local_airflow.AirflowInfo:
@@ -137,12 +134,7 @@ class _Mlpipe:
 
 
 def _wait_file(path: Path, timeout: float, why: str) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.is_file():
-            return path.read_text()
-        time.sleep(0.1)
-    raise AssertionError(f"{why}: {path} did not appear within {timeout:.0f} s")
+    return wait_for_file(path, why, timeout=timeout)
 
 
 def _pipeline_file(root: Path, name: str) -> tuple[Path, Path, Path]:
@@ -179,20 +171,28 @@ def _alive(pid: int, created: float) -> bool:
         return False
 
 
-def test_outage_is_reported_and_gives_up_after_the_unreachable_timeout(project):
-    root, ws, port = project
+@contextlib.contextmanager
+def _crashed_while_run_waits(root: Path, ws: Workspace, port: int, name: str, unreachable_timeout: int):
+    """Airflow started and ``mlpipe run`` waiting for a pipeline whose step waits for its go file; Airflow crashes
+    once the step runs, and ``mlpipe run`` says so within 10 s. Yields the Airflow info, the ``mlpipe run``
+    process (killed on exit), the go file and when the crash happened."""
     info = _start(root, ws, port)
-    path, started, go = _pipeline_file(root, "giveup")
-    waiter = _Mlpipe(root, "run", str(path), "--unreachable-timeout", "8")
+    path, started, go = _pipeline_file(root, name)
+    waiter = _Mlpipe(root, "run", str(path), "--unreachable-timeout", str(unreachable_timeout))
     try:
         step_pids = [int(p) for p in _wait_file(started, 240, "the step never started").split()]
         crashed = _crash(info, step_pids)
         said = waiter.wait_line(f"Airflow at {info.url} is not answering; retrying", 15)
         assert said - crashed < 10, f"took {said - crashed:.1f} s to say so"
-        code = waiter.finish(60)
-        ended = time.monotonic()
+        yield info, waiter, go, crashed
     finally:
         waiter.kill()
+
+
+def test_outage_is_reported_and_gives_up_after_the_unreachable_timeout(project):
+    with _crashed_while_run_waits(*project, "giveup", unreachable_timeout=8) as (info, waiter, _, crashed):
+        code = waiter.finish(60)
+        ended = time.monotonic()
     out = waiter.output()
     assert code == 1, out
     assert 8 <= ended - crashed < 30, f"gave up {ended - crashed:.1f} s after the crash:\n{out}"
@@ -204,21 +204,12 @@ def test_outage_is_reported_and_gives_up_after_the_unreachable_timeout(project):
 
 def test_wait_resumes_when_airflow_comes_back(project):
     root, ws, port = project
-    info = _start(root, ws, port)
-    path, started, go = _pipeline_file(root, "resume")
-    waiter = _Mlpipe(root, "run", str(path), "--unreachable-timeout", "400")
-    try:
-        step_pids = [int(p) for p in _wait_file(started, 240, "the step never started").split()]
-        crashed = _crash(info, step_pids)
-        said = waiter.wait_line(f"Airflow at {info.url} is not answering; retrying", 15)
-        assert said - crashed < 10, f"took {said - crashed:.1f} s to say so"
+    with _crashed_while_run_waits(root, ws, port, "resume", unreachable_timeout=400) as (info, waiter, go, _):
         assert waiter.proc.poll() is None, waiter.output()
         go.write_text("go")  # a re-run of the step (if Airflow re-queues it) finishes at once
         info = _start(root, ws, port)
         back = waiter.wait_line(f"Airflow at {info.url} is answering again", 300)
         code = waiter.finish(300)
-    finally:
-        waiter.kill()
     out = waiter.output()
     assert sum("is answering again" in line for _, line in waiter.lines) == 1, out
     final = waiter.wait_line("PipelineRun Status: ", 1)

@@ -134,7 +134,7 @@ def test_titanic_pipeline_end_to_end(run_dag, titanic, test_data):
 
 def test_model_register_versions(workspace, tmp_path):
     from airflow_mlpipe import Model
-    from airflow_mlpipe.exceptions import ModelNotFoundException
+    from airflow_mlpipe.contract.exceptions import ModelNotFoundException
 
     f = tmp_path / "m.pkl"
     f.write_bytes(b"v1")

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from airflow_mlpipe import (
     PythonScriptStep,
     RunConfiguration,
 )
+from tests.helpers.waiting import wait_for_file
 
 PREP = """
 import argparse, os
@@ -242,7 +242,7 @@ def _slow_src(tmp_path: Path) -> Path:
 def test_concurrent_identical_steps_compute_once(workspace, tmp_path):
     src = _slow_src(tmp_path)
     first = _driver(tmp_path, workspace, src, "c1", "3")
-    time.sleep(0.5)
+    wait_for_file(tmp_path / "marker.txt", "the first step to start computing", timeout=60)  # it holds the lock
     second = _driver(tmp_path, workspace, src, "c2", "3")
     outs = [p.communicate(timeout=120)[0] for p in (first, second)]
     assert [p.returncode for p in (first, second)] == [0, 0], outs
@@ -260,9 +260,7 @@ def test_killed_step_leaves_no_entry_and_next_run_computes(workspace, tmp_path):
     src = _slow_src(tmp_path)
     victim = _driver(tmp_path, workspace, src, "k1", "30")
     marker = tmp_path / "marker.txt"
-    deadline = time.time() + 60
-    while not marker.exists() and time.time() < deadline:
-        time.sleep(0.1)
+    wait_for_file(marker, "the step to start computing", timeout=60)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     with workspace.store.begin() as conn:

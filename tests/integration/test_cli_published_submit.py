@@ -5,58 +5,28 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 
-from airflow_mlpipe import (
-    Pipeline,
-    PipelineData,
-    PipelineEndpoint,
-    PipelineParameter,
-    PythonScriptStep,
-    Workspace,
-)
+from airflow_mlpipe import PipelineEndpoint
 from airflow_mlpipe.cli import main
-from airflow_mlpipe.clients import local_airflow
 from airflow_mlpipe.sdk.runs import get_run
+from tests.helpers.published import emit_pipeline, published_project
 
 pytestmark = pytest.mark.scheduler
-
-EMIT = (
-    "import os, sys\nfrom azureml.core import Run\nargs = dict(zip(sys.argv[1::2], sys.argv[2::2]))\n"
-    "os.makedirs(args['--out'], exist_ok=True)\nopen(os.path.join(args['--out'], 'v.txt'), 'w').write(args['--value'])\n"
-    "Run.get_context().log('value', int(args['--value']))\nsys.exit(int(args['--code']))\n"
-)
-
-
-def _pipeline(ws: Workspace, root: Path) -> Pipeline:
-    src = root / "steps"
-    src.mkdir(exist_ok=True)
-    (src / "emit.py").write_text(EMIT)
-    out = PipelineData("out")
-    value = PipelineParameter("value", default_value=1)
-    code = PipelineParameter("code", default_value=0)  # the step's exit code: 3 makes the run fail
-    step = PythonScriptStep("emit.py", name="emit", arguments=["--out", out, "--value", value, "--code", code],
-                            outputs=[out], source_directory=str(src))
-    return Pipeline(ws, [step])
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A project with a published pipeline and an endpoint of it, served by its own embedded Airflow."""
-    root = tmp_path_factory.mktemp("project")
-    (root / "dags").mkdir()
-    (root / ".mlpipe").mkdir()
-    (root / ".mlpipe" / "config.json").write_text(json.dumps({"airflow": {"settings": {}}}))
-    ws = Workspace.from_config(path=root)
-    published = _pipeline(ws, root).publish("cli_submit", version="1.0")
-    PipelineEndpoint.publish(ws, "cli_submit_endpoint", "endpoint under test", published)
-    info = local_airflow.start(ws, dags_folder=root / "dags", port=local_airflow._free_port())
-    try:
+    def publish(ws, root):
+        # the step's exit code is the pipeline parameter ``code``: 3 makes the run fail
+        published = emit_pipeline(ws, root, code=True).publish("cli_submit", version="1.0")
+        PipelineEndpoint.publish(ws, "cli_submit_endpoint", "endpoint under test", published)
+        return published
+
+    with published_project(tmp_path_factory, publish, users={}) as (root, ws, info, published):
         yield root, ws, info, published
-    finally:
-        local_airflow.stop(ws)
 
 
 @pytest.fixture(autouse=True)

@@ -11,10 +11,7 @@ PostgreSQL and Redis on 127.0.0.1 are required: when they are not reachable the 
 from __future__ import annotations
 
 import json
-import os
 import re
-import secrets
-import socket
 import time
 from pathlib import Path
 
@@ -23,12 +20,11 @@ import pytest
 from airflow_mlpipe import Experiment, Pipeline, PipelineData, PipelineParameter, PythonScriptStep, Workspace
 from airflow_mlpipe.clients import local_airflow
 from airflow_mlpipe.clients.airflow_rest import AirflowClient
+from tests.helpers.celery_cluster import celery_project, query
+from tests.helpers.waiting import wait_until
 
 pytestmark = [pytest.mark.scheduler, pytest.mark.timeout(420)]
 
-PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-CLAIM_KEY = "mlpipe_ci_claim"
 TIMINGS: dict[str, float] = {}
 
 PREPARE = """\
@@ -68,145 +64,17 @@ print("trained on", len(rows), "rows")
 """
 
 
-# ---------------------------------------------------------------------------------------------- services
-def _require_services() -> None:
-    problems = []
-    for name, host, port in (("PostgreSQL", PG_HOST, PG_PORT), ("Redis", REDIS_HOST, REDIS_PORT)):
-        try:
-            socket.create_connection((host, port), timeout=3).close()
-        except OSError as exc:
-            problems.append(f"{name} on {host}:{port} is not reachable ({exc})")
-    if problems:
-        pytest.fail(
-            "the distributed tests need PostgreSQL and Redis running on 127.0.0.1: " + "; ".join(problems)
-            + " (start them, e.g. `pg_ctlcluster 15 main start` and `redis-server --daemonize yes "
-            "--bind 127.0.0.1`, and re-run)",
-            pytrace=False,
-        )
-
-
-def _pg_admin():
-    import psycopg2
-
-    try:
-        conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", connect_timeout=5)
-    except psycopg2.OperationalError as exc:
-        pytest.fail(f"cannot connect to PostgreSQL as {PG_USER!r} on {PG_HOST}:{PG_PORT}: {exc}", pytrace=False)
-    conn.autocommit = True
-    return conn
-
-
-def _pg(dbname: str):
-    import psycopg2
-
-    conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=dbname, connect_timeout=5)
-    conn.autocommit = True
-    return conn
-
-
-def _query(dbname: str, sql: str, args: tuple = ()) -> list[tuple]:
-    conn = _pg(dbname)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, args)
-            return cur.fetchall()
-    finally:
-        conn.close()
-
-
-def _drop_database(admin, name: str) -> None:
-    with admin.cursor() as cur:
-        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-
-
-def _claim_redis_db():
-    """A Redis database nobody uses (empty, no client on it), claimed with a marker key so parallel runs differ."""
-    import redis
-
-    token = secrets.token_hex(8)
-    numbers = list(range(1, 16))
-    secrets.SystemRandom().shuffle(numbers)
-    for number in numbers:
-        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=number, socket_timeout=5)
-        try:
-            me = str(client.client_id())
-            in_use = {int(c.get("db", 0)) for c in client.client_list() if str(c.get("id")) != me}
-            if number not in in_use and client.dbsize() == 0 and client.set(CLAIM_KEY, token, nx=True, ex=3600):
-                return number, client
-        except redis.RedisError as exc:
-            pytest.fail(f"Redis on {REDIS_HOST}:{REDIS_PORT} does not answer: {exc}", pytrace=False)
-        client.close()
-    pytest.fail(f"no empty Redis database (1-15) on {REDIS_HOST}:{REDIS_PORT} to use as a private broker",
-                pytrace=False)
-
-
 # ---------------------------------------------------------------------------------------------- fixture
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory):
-    _require_services()
-    suffix = secrets.token_hex(4)
-    af_db, store_db = f"mlpipe_ci_{suffix}_airflow", f"mlpipe_ci_{suffix}_store"
-    admin = _pg_admin()
-    redis_db, redis_client = _claim_redis_db()
-    created: list[str] = []
-    ws = None
-    old_cwd = os.getcwd()
-    try:
-        with admin.cursor() as cur:
-            for name in (af_db, store_db):
-                cur.execute(f'CREATE DATABASE "{name}"')
-                created.append(name)
-        root = tmp_path_factory.mktemp("dist_project")
-        (root / "dags").mkdir()
-        shared = root / "shared-datastore"  # what every worker mounts in a cluster
-        shared.mkdir()
+    root = tmp_path_factory.mktemp("dist_project")
+    with celery_project(root, "dist", celery_queues=["default", "cpu-cluster"], celery_concurrency=2) as cluster:
+        TIMINGS["start_to_healthy_s"] = cluster["start_s"]
         src = root / "steps"
         src.mkdir()
         (src / "prepare.py").write_text(PREPARE)
         (src / "train.py").write_text(TRAIN)
-        pg_airflow = f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{af_db}"
-        config = {
-            "workspace_name": "dist",
-            "store_url": f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{store_db}",
-            "datastores": {"workspaceblobstore": str(shared)},
-            "airflow": {
-                "settings": {
-                    "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-                    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg_airflow,
-                    "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
-                    "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{af_db}",
-                },
-                "celery_queues": ["default", "cpu-cluster"],
-                "celery_concurrency": 2,
-            },
-        }
-        (root / ".mlpipe").mkdir()
-        (root / ".mlpipe" / "config.json").write_text(json.dumps(config, indent=2))
-        os.chdir(root)
-        ws = Workspace.from_config()
-        assert ws.config_path == (root / ".mlpipe" / "config.json").resolve()
-        t0 = time.monotonic()
-        info = local_airflow.start(ws, dags_folder=root / "dags", port=local_airflow._free_port(), timeout=180)
-        TIMINGS["start_to_healthy_s"] = time.monotonic() - t0
-        yield {"root": root, "ws": ws, "info": info, "af_db": af_db, "store_db": store_db, "shared": shared,
-               "src": src, "redis_db": redis_db}
-    finally:
-        os.chdir(old_cwd)
-        if ws is not None:
-            local_airflow.stop(ws, timeout=30)
-            from airflow_mlpipe.store import db as store_module
-
-            # pooled connections of this process to the store database (Store.for_url caches stores)
-            for url in [u for u in store_module._STORES if store_db in u]:
-                store_module._STORES.pop(url).engine.dispose()
-        for name in created:
-            _drop_database(admin, name)
-        admin.close()
-        try:
-            redis_client.flushdb()
-        finally:
-            redis_client.close()
+        yield {**cluster, "src": src}
 
 
 # ---------------------------------------------------------------------------------------------- tests
@@ -257,7 +125,7 @@ def test_env_and_processes_are_distributed(dist):
     assert not (ws.airflow_home / "airflow.db").exists()
     assert not (ws.home / "mlpipe.db").exists()
     # the metadata DB was migrated into PostgreSQL
-    assert _query(dist["af_db"], "SELECT count(*) FROM alembic_version")[0][0] == 1
+    assert query(dist["af_db"], "SELECT count(*) FROM alembic_version")[0][0] == 1
     print(f"\nPostgreSQL + Celery start-to-healthy: {TIMINGS['start_to_healthy_s']:.1f} s")
 
 
@@ -296,17 +164,17 @@ def test_pipeline_runs_on_celery_with_postgres_store(dist):
 
     # --- the same, straight from the PostgreSQL store database
     store_db = dist["store_db"]
-    steps = _query(store_db, "SELECT step_name, status, outputs::text FROM mlpipe_step_runs "
+    steps = query(store_db, "SELECT step_name, status, outputs::text FROM mlpipe_step_runs "
                              "WHERE pipeline_run_id = %s", (run.id,))
     by_name = {name: (st, json.loads(outputs or "{}")) for name, st, outputs in steps}
     assert set(by_name) == {"prepare", "train"}, steps
     assert all(st == "Finished" for st, _ in by_name.values()), steps
     model_uri = json.dumps(by_name["train"][1])
     assert Path(dist["shared"]).as_uri() in model_uri, model_uri
-    metrics = dict(_query(store_db, "SELECT name, value::text FROM mlpipe_metrics WHERE pipeline_run_id = %s",
+    metrics = dict(query(store_db, "SELECT name, value::text FROM mlpipe_metrics WHERE pipeline_run_id = %s",
                           (run.id,)))
     assert json.loads(metrics["rows"]) == 7 and json.loads(metrics["total"]) == expected_total, metrics
-    assert _query(store_db, "SELECT status FROM mlpipe_pipeline_runs WHERE run_id = %s", (run.id,)) == [
+    assert query(store_db, "SELECT status FROM mlpipe_pipeline_runs WHERE run_id = %s", (run.id,)) == [
         ("Finished",)
     ]
 
@@ -328,10 +196,10 @@ def test_pipeline_runs_on_celery_with_postgres_store(dist):
 
     # --- Airflow metadata lives in PostgreSQL
     af_db = dist["af_db"]
-    assert _query(af_db, "SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s", (run.dag_id, run.id)) == [
+    assert query(af_db, "SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s", (run.dag_id, run.id)) == [
         ("success",)
     ]
-    rows = _query(af_db, "SELECT task_id, queue, external_executor_id FROM task_instance "
+    rows = query(af_db, "SELECT task_id, queue, external_executor_id FROM task_instance "
                          "WHERE dag_id = %s AND run_id = %s", (run.dag_id, run.id))
     queues = {task: queue for task, queue, _ in rows}
     assert queues["prepare"] == "default" and queues["train"] == "cpu-cluster", queues
@@ -339,14 +207,14 @@ def test_pipeline_runs_on_celery_with_postgres_store(dist):
     # done by a worker (written when the Celery task returns, a moment after Airflow saw the TI succeed)
     celery_ids = {task: ext for task, _, ext in rows if task in ("prepare", "train")}
     assert all(celery_ids.values()), celery_ids
-    deadline = time.monotonic() + 20
-    while True:
-        states = dict(_query(af_db, "SELECT task_id, status FROM celery_taskmeta WHERE task_id = ANY(%s)",
-                             (list(celery_ids.values()),)))
-        if states == {celery_ids["prepare"]: "SUCCESS", celery_ids["train"]: "SUCCESS"} or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert states == {celery_ids["prepare"]: "SUCCESS", celery_ids["train"]: "SUCCESS"}, (celery_ids, states)
+    done = {celery_ids["prepare"]: "SUCCESS", celery_ids["train"]: "SUCCESS"}
+
+    def celery_states() -> dict:
+        return dict(query(af_db, "SELECT task_id, status FROM celery_taskmeta WHERE task_id = ANY(%s)",
+                          (list(celery_ids.values()),)))
+
+    wait_until(lambda: celery_states() == done, f"Celery's result backend to record {celery_ids} as done",
+               timeout=20, interval=0.5, detail=celery_states)
     # and the worker's own log shows it consumed both queues
     text = worker_log.read_text(errors="replace")
     assert re.search(r"\.> cpu-cluster\s+exchange=", text), text[-3000:]

@@ -8,9 +8,8 @@ import httpx
 import pytest
 
 from airflow_mlpipe import PipelineEndpoint
-from airflow_mlpipe.clients import local_airflow
 from airflow_mlpipe.sdk.no_effect import NoEffectWarning, reset_no_effect_warnings
-from tests.integration.test_rest_plugin import admin_token, make_pipeline, start_project
+from tests.helpers.published import admin_token, bearer, emit_pipeline, published_project
 
 pytestmark = pytest.mark.scheduler
 http = httpx.Client(timeout=90)
@@ -20,20 +19,17 @@ PARENT = "parent-run-0001"
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     def publish(ws, root):
-        pipeline = make_pipeline(ws, root)
+        pipeline = emit_pipeline(ws, root, tag=True)
         p0 = pipeline.publish("parent_link_pipeline", version="1.0")
         PipelineEndpoint.publish(ws, "parent_link_endpoint", "parent link", p0)
         return {"pipeline": pipeline, "p0": p0}
 
-    root, ws, info, extra = start_project(tmp_path_factory, publish)
-    try:
+    with published_project(tmp_path_factory, publish) as (_, ws, info, extra):
         yield ws, info, extra, admin_token(info)
-    finally:
-        local_airflow.stop(ws)
 
 
 def _post(url: str, token: str, **params: str) -> dict:
-    r = http.post(url, params=params, headers={"Authorization": f"Bearer {token}"}, json={"ExperimentName": "pl"})
+    r = http.post(url, params=params, headers=bearer(token), json={"ExperimentName": "pl"})
     assert r.status_code == 200, r.text
     return r.json()
 

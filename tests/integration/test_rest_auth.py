@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -23,18 +22,23 @@ from airflow_mlpipe import (
     AzureCliAuthentication,
     InteractiveLoginAuthentication,
     MsiAuthentication,
-    Pipeline,
-    PipelineData,
     PipelineEndpoint,
-    PipelineParameter,
     PublishedPipeline,
-    PythonScriptStep,
     ServicePrincipalAuthentication,
     UserErrorException,
     Workspace,
 )
 from airflow_mlpipe.clients import local_airflow
 from airflow_mlpipe.clients.airflow_rest import client_for
+from tests.helpers.published import (
+    admin_token,
+    bearer,
+    emit_pipeline,
+    published_project,
+    user_password,
+    wait_v1_run,
+)
+from tests.helpers.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 COMPAT = REPO / "airflow_mlpipe" / "compat"
@@ -42,23 +46,6 @@ SP_USER = "sp-1"
 #: tokens of the second ("remote") api-server live this long, so the refresh is observable within a test
 REMOTE_TOKEN_SECONDS = 12
 pytestmark = pytest.mark.scheduler
-
-EMIT = (
-    "import os, sys\nfrom azureml.core import Run\nargs = dict(zip(sys.argv[1::2], sys.argv[2::2]))\n"
-    "os.makedirs(args['--out'], exist_ok=True)\nopen(os.path.join(args['--out'], 'v.txt'), 'w').write(args['--value'])\n"
-    "Run.get_context().log('value', int(args['--value']))\n"
-)
-
-
-def make_pipeline(ws: Workspace, root: Path) -> Pipeline:
-    src = root / "steps"
-    src.mkdir(exist_ok=True)
-    (src / "emit.py").write_text(EMIT)
-    out = PipelineData("out")
-    value = PipelineParameter("pipeline_arg", default_value=1)
-    step = PythonScriptStep("emit.py", name="emit", arguments=["--out", out, "--value", value], outputs=[out],
-                            source_directory=str(src))
-    return Pipeline(ws, [step])
 
 
 def start_second_api_server(ws: Workspace, dags: Path, log: Path) -> tuple[subprocess.Popen, str]:
@@ -74,17 +61,21 @@ def start_second_api_server(ws: Workspace, dags: Path, log: Path) -> tuple[subpr
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
+
+    def healthy() -> bool:
         assert proc.poll() is None, log.read_text()[-3000:]
         try:
-            if httpx.get(f"{url}/api/v2/monitor/health", timeout=3).status_code == 200:
-                return proc, url
+            return httpx.get(f"{url}/api/v2/monitor/health", timeout=3).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    stop_process_group(proc)
-    raise TimeoutError(f"second api-server did not become healthy: {log.read_text()[-3000:]}")
+            return False
+
+    try:
+        wait_until(healthy, "the second api-server to become healthy", timeout=180, interval=0.5,
+                   detail=lambda: log.read_text()[-3000:])
+    except BaseException:
+        stop_process_group(proc)
+        raise
+    return proc, url
 
 
 def stop_process_group(proc: subprocess.Popen) -> None:
@@ -99,48 +90,34 @@ def stop_process_group(proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("authproject")
-    dags = root / "dags"
-    dags.mkdir()  # empty: the embedded Airflow serves published pipelines from the workspace's own bundle
-    (root / ".mlpipe").mkdir()
-    (root / ".mlpipe" / "config.json").write_text(json.dumps(
-        {"airflow": {"settings": {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"admin:admin,{SP_USER}:user"}}}))
-    ws = Workspace.from_config(path=root)
-    published = make_pipeline(ws, root).publish("auth_pipeline", description="auth test", version="1.0")
-    endpoint = PipelineEndpoint.publish(ws, "auth_endpoint", "endpoint under test", published)
-    info = local_airflow.start(ws, dags_folder=dags, port=local_airflow._free_port())
-    second = None
-    try:
-        second, second_url = start_second_api_server(ws, dags, root / "second-api-server.log")
-        yield {"root": root, "ws": ws, "info": info, "published": published, "endpoint": endpoint,
-               "remote_url": second_url}
-    finally:
-        if second is not None:
+    def publish(ws, root):
+        published = emit_pipeline(ws, root, value="pipeline_arg").publish("auth_pipeline", description="auth test",
+                                                                          version="1.0")
+        endpoint = PipelineEndpoint.publish(ws, "auth_endpoint", "endpoint under test", published)
+        return {"published": published, "endpoint": endpoint}
+
+    users = {"admin": "admin", SP_USER: "user"}
+    with published_project(tmp_path_factory, publish, name="authproject", users=users) as (root, ws, info, extra):
+        second, second_url = start_second_api_server(ws, root / "dags", root / "second-api-server.log")
+        try:
+            yield {"root": root, "ws": ws, "info": info, **extra, "remote_url": second_url}
+        finally:
             stop_process_group(second)
-        local_airflow.stop(ws)
 
 
 def sp_password(ws: Workspace) -> str:
     """The password Airflow generated for the service principal's user."""
-    return json.loads((ws.airflow_home / local_airflow.PASSWORDS_FILE).read_text())[SP_USER]
+    return user_password(ws, SP_USER)
 
 
 def wait_finished(url: str, auth, run_id: str, timeout: float = 180) -> dict:
     """Poll the v1 run entity with a fresh header each time (as a long-running REST client should)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        r = requests.get(f"{url}/mlpipe/api/v1/runs/{run_id}", headers=auth.get_authentication_header(), timeout=60)
-        assert r.status_code == 200, r.text
-        if r.json()["Status"]["StatusCode"] in ("Finished", "Failed", "Canceled") or time.monotonic() > deadline:
-            return r.json()
-        time.sleep(1)
+    return wait_v1_run(url, auth.get_authentication_header, run_id, timeout=timeout)
 
 
 def dag_run(info, entity: dict) -> dict:
-    token = httpx.post(f"{info.url}/auth/token", json={"username": info.username, "password": info.password},
-                       timeout=60).json()["access_token"]
     r = httpx.get(f"{info.url}/api/v2/dags/{entity['DagId']}/dagRuns/{entity['DagRunId']}",
-                  headers={"Authorization": f"Bearer {token}"}, timeout=60)
+                  headers=bearer(admin_token(info)), timeout=60)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -286,10 +263,8 @@ def test_remote_header_is_refreshed_when_the_token_expires(project, client_works
     old = auth.get_authentication_header()
     session = auth.signed_session()
     assert requests.get(url, headers=old, timeout=60).status_code == 200
-    deadline = time.monotonic() + REMOTE_TOKEN_SECONDS + 30
-    while requests.get(url, headers=old, timeout=60).status_code != 401:  # the server's clock decides
-        assert time.monotonic() < deadline, "the short-lived token never expired"
-        time.sleep(0.5)
+    wait_until(lambda: requests.get(url, headers=old, timeout=60).status_code == 401,  # the server's clock decides
+               "the short-lived token to expire", timeout=REMOTE_TOKEN_SECONDS + 30, interval=0.5)
     new = auth.get_authentication_header()
     assert new != old
     assert requests.get(url, headers=new, timeout=60).status_code == 200

@@ -10,17 +10,16 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from airflow_mlpipe import Experiment, Pipeline, PipelineData, PythonScriptStep, Workspace
-from airflow_mlpipe.clients import local_airflow
+from tests.helpers.embedded import embedded_airflow, working_directory
+from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.scheduler
 http = httpx.Client(timeout=60)
@@ -53,25 +52,10 @@ def project(tmp_path_factory):
     (root / "src").mkdir()
     (root / "src" / "gated.py").write_text(GATED)
     (root / "src" / "label.py").write_text(LABEL)
-    old = os.getcwd()
-    os.chdir(root)
-    ws = Workspace.from_config()
-    info = local_airflow.start(ws, dags_folder=root / "dags", port=local_airflow._free_port())
-    try:
-        yield root, ws, info
-    finally:
-        local_airflow.stop(ws)
-        os.chdir(old)
-
-
-def _wait_for(predicate, what: str, timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    with working_directory(root):
+        ws = Workspace.from_config()
+        with embedded_airflow(ws, root / "dags") as info:
+            yield root, ws, info
 
 
 def gated_pipeline(ws: Workspace, root: Path, tag: str, gate: Path, second: str | None = None) -> Pipeline:
@@ -101,10 +85,10 @@ def test_two_graphs_in_one_experiment_run_concurrently_with_their_own_steps(proj
     gate = root / "gate_two_graphs"
     exp = Experiment(ws, "shared-exp")
     run_a = exp.submit(gated_pipeline(ws, root, "a", gate, second="A2"))
-    _wait_for(lambda: (root / "started_a").exists(), "graph A's first step to start")
+    wait_until(lambda: (root / "started_a").exists(), "graph A's first step to start")
     run_b = exp.submit(gated_pipeline(ws, root, "b", gate, second="B2"))  # another graph, same experiment
     assert run_a.dag_id != run_b.dag_id and run_a.dag_id.startswith("shared-exp__")
-    _wait_for(lambda: (root / "started_b").exists(), "graph B's first step to start")
+    wait_until(lambda: (root / "started_b").exists(), "graph B's first step to start")
     gate.write_text("open")
     assert run_a.wait_for_completion(show_output=False, timeout_seconds=240) == "Finished"
     assert run_b.wait_for_completion(show_output=False, timeout_seconds=240) == "Finished"
@@ -144,8 +128,8 @@ DAG_FILE = textwrap.dedent("""
 
 def test_a_dag_file_edited_mid_run_fails_the_run_loudly(project):
     from airflow_mlpipe.clients.airflow_rest import client_for
-    from airflow_mlpipe.clients.submit import dag_spec_digest, submit_pipeline
-    from airflow_mlpipe.exceptions import ActivityFailedException
+    from airflow_mlpipe.clients.submit import dag_spec_digest
+    from airflow_mlpipe.contract.exceptions import ActivityFailedException
     from airflow_mlpipe.runner import load_pipeline_file
 
     root, ws, _ = project
@@ -154,10 +138,10 @@ def test_a_dag_file_edited_mid_run_fails_the_run_loudly(project):
     fmt = {"src": str(root / "src"), "gate": str(gate), "started": str(started)}
     path.write_text(DAG_FILE.format(label="v1", **fmt))
     _, pipeline = load_pipeline_file(path)
-    run = submit_pipeline(Experiment(ws, "edits"), pipeline, dag_id=pipeline._dag_id)
+    run = Experiment(ws, "edits").submit(pipeline, dag_id=pipeline._dag_id)
     client = client_for(ws)
     first_digest = dag_spec_digest(client.get_dag_details("edited_mid_run"))
-    _wait_for(started.exists, "the first step to start")
+    wait_until(started.exists, "the first step to start")
     path.write_text(DAG_FILE.format(label="v2", **fmt))  # edited while the run is going
     client.wait_for_dag("edited_mid_run", predicate=lambda d: dag_spec_digest(d) not in (None, first_digest),
                         timeout=120)
@@ -174,7 +158,6 @@ def test_a_dag_file_edited_mid_run_fails_the_run_loudly(project):
 def test_any_run_can_be_published(project):
     """SDK submission, a DAG file run with `mlpipe run`, and a run triggered over Airflow's REST API."""
     from airflow_mlpipe.clients.airflow_rest import client_for
-    from airflow_mlpipe.clients.submit import submit_pipeline
     from airflow_mlpipe.runner import load_pipeline_file
     from airflow_mlpipe.sdk.runs import PipelineRun
 
@@ -186,13 +169,13 @@ def test_any_run_can_be_published(project):
     path.write_text(DAG_FILE.replace('"edited_mid_run"', '"from_file"').format(
         label="f", src=str(root / "src"), gate=str(gate), started=str(root / "started_file")))
     _, pipeline = load_pipeline_file(path)
-    file_run = submit_pipeline(Experiment(ws, "pub-file"), pipeline, dag_id=pipeline._dag_id)
+    file_run = Experiment(ws, "pub-file").submit(pipeline, dag_id=pipeline._dag_id)
     client = client_for(ws)
     triggered = client.trigger("from_file", conf={}, dag_run_id="from_the_ui_1")
     for run in (sdk_run, file_run):
         assert run.wait_for_completion(show_output=False, timeout_seconds=240) == "Finished"
-    _wait_for(lambda: client.get_dag_run("from_file", triggered["dag_run_id"])["state"] == "success",
-              "the REST-triggered run", timeout=240)
+    wait_until(lambda: client.get_dag_run("from_file", triggered["dag_run_id"])["state"] == "success",
+               "the REST-triggered run", timeout=240)
     ui_run = PipelineRun(Experiment(ws, "from_file", _skip_name_validation=True), "from_the_ui_1")
     for run, name in ((sdk_run, "from-sdk"), (file_run, "from-file"), (ui_run, "from-ui")):
         published = run.publish_pipeline(name=name, description="isolation test", version="1")
@@ -210,15 +193,15 @@ def test_cancel_stops_the_run_and_its_running_step(project):
     root, ws, _ = project
     gate = root / "gate_never"  # never opened
     run = Experiment(ws, "cancel-me").submit(gated_pipeline(ws, root, "c", gate, second="never"))
-    pid = int(_wait_for(lambda: (root / "started_c").exists() and (root / "started_c").read_text(),
-                        "the step to start"))
+    pid = int(wait_until(lambda: (root / "started_c").exists() and (root / "started_c").read_text(),
+                         "the step to start"))
     assert psutil.pid_exists(pid)
     run.cancel()
     assert run.get_status() == "Canceled"
-    _wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
-              "the step's script to be stopped", timeout=60)
-    _wait_for(lambda: run.find_step_run("first_c") and run.find_step_run("first_c")[0].get_status()
-              in ("Canceled", "Failed"), "the step run to end", timeout=60)
+    wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+               "the step's script to be stopped", timeout=60)
+    wait_until(lambda: run.find_step_run("first_c") and run.find_step_run("first_c")[0].get_status()
+               in ("Canceled", "Failed"), "the step run to end", timeout=60)
     assert not run.find_step_run("second") or run.find_step_run("second")[0].get_status() != "Finished"
     assert not gate.exists()
 

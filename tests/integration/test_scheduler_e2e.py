@@ -23,8 +23,8 @@ from airflow_mlpipe import (
     PythonScriptStep,
     Workspace,
 )
-from airflow_mlpipe.clients import local_airflow
 from airflow_mlpipe.clients.airflow_rest import AirflowAPIError, AirflowClient
+from tests.helpers.embedded import embedded_airflow, working_directory
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.scheduler
@@ -34,15 +34,10 @@ pytestmark = pytest.mark.scheduler
 def project(tmp_path_factory):
     """A project folder whose embedded Airflow parses the repo's dags/ folder."""
     root = tmp_path_factory.mktemp("project")
-    old = os.getcwd()
-    os.chdir(root)
-    ws = Workspace.from_config()
-    info = local_airflow.start(ws, dags_folder=REPO / "dags", port=local_airflow._free_port())
-    try:
-        yield root, ws, info
-    finally:
-        local_airflow.stop(ws)
-        os.chdir(old)
+    with working_directory(root):
+        ws = Workspace.from_config()
+        with embedded_airflow(ws, REPO / "dags") as info:
+            yield root, ws, info
 
 
 def _mlpipe(root: Path, *args: str) -> subprocess.CompletedProcess:

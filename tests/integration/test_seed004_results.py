@@ -41,8 +41,8 @@ def _seed_pipeline_source() -> str:
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory, airflow_db):
     """(workspace, DAG module namespace, PipelineRun) of one finished run; cwd is the project folder."""
+    from airflow_mlpipe.clients.bundle_stubs import SPECS_DIRNAME, write_stub
     from airflow_mlpipe.compiler.dag_builder import build_dag
-    from airflow_mlpipe.compiler.factory import SPECS_DIRNAME, write_stub
     from airflow_mlpipe.workspace import Workspace
 
     project = tmp_path_factory.mktemp("seed004")

@@ -6,10 +6,8 @@ parent of the step script) is SIGKILLed mid-step, as the OOM killer or a lost wo
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -24,10 +22,11 @@ from airflow_mlpipe import (
     RunConfiguration,
     Workspace,
 )
-from airflow_mlpipe.clients import local_airflow
 from airflow_mlpipe.clients.airflow_rest import AirflowClient
 from airflow_mlpipe.runtime.processes import pid_alive
 from airflow_mlpipe.store.tables_cache import cache_entries
+from tests.helpers.embedded import embedded_airflow, working_directory, write_project_config
+from tests.helpers.waiting import wait_for_json_lines, wait_until
 
 pytestmark = [pytest.mark.scheduler, pytest.mark.timeout(600)]
 
@@ -51,29 +50,12 @@ open(os.path.join(out, "result.txt"), "w").write(sys.argv[4])
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory):
     root = tmp_path_factory.mktemp("lifetime")
-    (root / ".mlpipe").mkdir()
-    settings = {"AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "1", "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1"}
-    (root / ".mlpipe" / "config.json").write_text(json.dumps({"airflow": {"settings": settings}}))
-    old = os.getcwd()
-    os.chdir(root)
-    ws = Workspace.from_config()
-    info = local_airflow.start(ws, dags_folder=root / "dags", port=local_airflow._free_port())
-    try:
-        yield root, ws, info
-    finally:
-        local_airflow.stop(ws)
-        os.chdir(old)
-
-
-def _wait(what: str, check, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)
+    write_project_config(root, {"AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "1",
+                                "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1"})
+    with working_directory(root):
+        ws = Workspace.from_config()
+        with embedded_airflow(ws, root / "dags") as info:
+            yield root, ws, info
 
 
 class Scenario:
@@ -97,14 +79,8 @@ class Scenario:
 
     def started(self, n: int) -> list[dict]:
         """The pid records of the first ``n`` tries, waiting for them."""
-        path = self.ctl / "pids.jsonl"
-
-        def lines():
-            text = path.read_text() if path.exists() else ""
-            rows = [json.loads(x) for x in text.splitlines() if x.strip()]
-            return rows if len(rows) >= n else None
-
-        return _wait(f"try {n} of step 'slow' to start its script", lines, timeout=180)
+        return wait_for_json_lines(self.ctl / "pids.jsonl", n, f"try {n} of step 'slow' to start its script",
+                                   timeout=180)
 
     def step_row(self) -> dict:
         return self.ws.store.get_step_run(f"{self.run.id}.slow")
@@ -123,8 +99,8 @@ def _kill_task_process(record: dict) -> None:
     """SIGKILL the task process that runs the script; the script and its child must go within seconds."""
     assert ".partial-" in record["out"], record  # the script writes into a staging folder
     os.kill(record["ppid"], signal.SIGKILL)
-    gone = _wait("the step script to die with its task", lambda: not pid_alive(record["pid"]), timeout=10)
-    assert gone, f"step script {record['pid']} outlived its task process {record['ppid']}"
+    wait_until(lambda: not pid_alive(record["pid"]),
+               f"step script {record['pid']} to die with its task process {record['ppid']}", timeout=10)
 
 
 def _dag_run_state(info, dag_id: str, run_id: str, timeout: float = 240) -> str:
@@ -158,14 +134,14 @@ def test_step_killed_in_every_try_ends_failed_with_nothing_left(airflow):
     records.append(s.started(2)[1])
     _kill_task_process(records[1])
     assert _dag_run_state(info, s.dag_id, s.run.id) == "failed"
-    row = _wait("the step run to leave 'Running'",
-                lambda: (r := s.step_row())["status"] != "Running" and r, timeout=30)
+    row = wait_until(lambda: (r := s.step_row())["status"] != "Running" and r, "the step run to leave 'Running'",
+                     timeout=30)
     assert row["status"] in ("Failed", "Canceled"), row
     assert "process ended without finishing the step" in (row["error"] or ""), row
     assert ws.store.get_pipeline_run(s.run.id)["status"] == "Failed"
-    _wait("the staging folders of the killed tries to be removed", lambda: s.partials() == [], timeout=30)
-    _wait("the children of the killed scripts to be gone",
-          lambda: not any(pid_alive(r["child"]) for r in records), timeout=30)
+    wait_until(lambda: s.partials() == [], "the staging folders of the killed tries to be removed", timeout=30)
+    wait_until(lambda: not any(pid_alive(r["child"]) for r in records),
+               "the children of the killed scripts to be gone", timeout=30)
     assert s.cache_entries() == 0
 
 
@@ -176,10 +152,10 @@ def test_run_marked_failed_stops_the_script_group(airflow):
     record = s.started(1)[0]
     with AirflowClient(info.url, info.username, info.password) as client:
         client.set_dag_run_state(s.dag_id, s.run.id, "failed")
-    _wait("the script and its child to be stopped",
-          lambda: not pid_alive(record["pid"]) and not pid_alive(record["child"]), timeout=30)
-    row = _wait("the step run to leave 'Running'",
-                lambda: (r := s.step_row())["status"] != "Running" and r, timeout=30)
+    wait_until(lambda: not pid_alive(record["pid"]) and not pid_alive(record["child"]),
+               "the script and its child to be stopped", timeout=30)
+    row = wait_until(lambda: (r := s.step_row())["status"] != "Running" and r, "the step run to leave 'Running'",
+                     timeout=30)
     assert row["status"] in ("Failed", "Canceled"), row
-    _wait("the staging folder to be removed", lambda: s.partials() == [], timeout=30)
+    wait_until(lambda: s.partials() == [], "the staging folder to be removed", timeout=30)
     assert s.cache_entries() == 0

@@ -8,14 +8,13 @@ import json
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from airflow_mlpipe.clients import local_airflow
-from tests.integration.test_rest_plugin import admin_token, make_pipeline, start_project
+from tests.helpers.published import admin_token, bearer, emit_pipeline, published_project, wait_dag_run_done
+from tests.helpers.waiting import wait_for_file, wait_until
 
 pytestmark = pytest.mark.scheduler
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -48,13 +47,16 @@ class Page:
         return res["result"].get("value")
 
     def wait(self, expr: str, timeout: float = 60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = self.eval(f"(() => {{ try {{ return ({expr}); }} catch (e) {{ return null; }} }})()")
-            if value:
-                return value
-            time.sleep(0.5)
-        raise AssertionError(f"timed out waiting for {expr}; page text: {self.eval('document.body.innerText')[:2000]}")
+        return wait_until(lambda: self.eval(f"(() => {{ try {{ return ({expr}); }} catch (e) {{ return null; }} }})()"),
+                          expr, timeout=timeout, interval=0.5,
+                          detail=lambda: f"page text: {self.eval('document.body.innerText')[:2000]}")
+
+    def click(self, expr: str) -> None:
+        """A real mouse click (pressed and released) on the middle of the element ``expr`` evaluates to."""
+        x, y = self.eval(f"""(() => {{ const el = ({expr}); el.scrollIntoView({{block: 'center'}});
+            const r = el.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()""")
+        for kind in ("mousePressed", "mouseReleased"):
+            self.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
 
     def close(self) -> None:
         self._ws.close()
@@ -70,12 +72,9 @@ def browser():
          "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--remote-debugging-port=0",
          "--remote-debugging-address=127.0.0.1", "--window-size=1400,1000", "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    port_file = Path(profile) / "DevToolsActivePort"
-    deadline = time.monotonic() + 30
-    while not port_file.is_file() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    port = int(port_file.read_text().split()[0])
     try:
+        port = int(wait_for_file(Path(profile) / "DevToolsActivePort", "chromium's DevTools port", timeout=30)
+                   .split()[0])
         yield port
     finally:
         proc.terminate()
@@ -89,14 +88,11 @@ def browser():
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     def publish(ws, root):
-        p = make_pipeline(ws, root).publish("ui_pipeline", description="shown in the UI", version="3")
+        p = emit_pipeline(ws, root, tag=True).publish("ui_pipeline", description="shown in the UI", version="3")
         return {"p": p}
 
-    root, ws, info, extra = start_project(tmp_path_factory, publish)
-    try:
+    with published_project(tmp_path_factory, publish) as (root, ws, info, extra):
         yield root, ws, info, extra, admin_token(info)
-    finally:
-        local_airflow.stop(ws)
 
 
 def _page(port: int, info, token: str) -> Page:
@@ -108,15 +104,7 @@ def _page(port: int, info, token: str) -> Page:
 
 
 def _wait_finished(info, token, dag_id, run_id, timeout=120) -> str:
-    deadline = time.monotonic() + timeout
-    state = None
-    while time.monotonic() < deadline:
-        state = http.get(f"{info.url}/api/v2/dags/{dag_id}/dagRuns/{run_id}",
-                         headers={"Authorization": f"Bearer {token}"}).json()["state"]
-        if state in ("success", "failed"):
-            break
-        time.sleep(1)
-    return state
+    return wait_dag_run_done(info.url, token, dag_id, run_id, timeout=timeout)
 
 
 def test_trigger_form_with_non_default_value(project, browser):
@@ -146,17 +134,17 @@ def test_trigger_form_with_non_default_value(project, browser):
         page.send("Input.insertText", text="42")
         page.eval(f"(() => {{ {field}.blur(); return true; }})()")
         assert page.eval(f"{field}.value") == "42"
-        time.sleep(1)
+        # Trigger submits the form's conf, shown under "Advanced Options": wait until it has taken the value
+        page.click(f"[...({dlg}).querySelectorAll('button')].find(b => /Advanced Options/i.test(b.innerText))")
+        conf_text = f"[...({dlg}).querySelectorAll('.view-lines')].map(e => e.textContent).join('')"
+        page.wait(f"/\"value\":\\s*42\\b/.test({conf_text})", 30)
         page.eval(f"""(() => {{ const d = {dlg};
             const bs = [...d.querySelectorAll('button')].filter(b => /^\\s*Trigger\\s*$/.test(b.innerText));
             bs[bs.length - 1].click(); return bs.length; }})()""")
-        deadline = time.monotonic() + 30
-        runs = []
-        while time.monotonic() < deadline and not runs:
-            runs = http.get(f"{info.url}/api/v2/dags/{dag_id}/dagRuns",
-                            headers={"Authorization": f"Bearer {token}"}).json()["dag_runs"]
-            time.sleep(1)
-        assert runs, page.eval("document.body.innerText")[:3000]
+        runs = wait_until(lambda: http.get(f"{info.url}/api/v2/dags/{dag_id}/dagRuns",
+                                           headers=bearer(token)).json()["dag_runs"],
+                          "the triggered run", timeout=30, interval=1,
+                          detail=lambda: page.eval("document.body.innerText")[:3000])
         run = runs[0]
         assert run["conf"].get("value") == 42, run["conf"]
         assert _wait_finished(info, token, dag_id, run["dag_run_id"]) == "success"
@@ -168,11 +156,11 @@ def test_trigger_form_with_non_default_value(project, browser):
 def test_mlpipe_page_renders(project, browser):
     _, ws, info, extra, token = project
     p = extra["p"]
-    r = http.post(p.endpoint, headers={"Authorization": f"Bearer {token}"},
+    r = http.post(p.endpoint, headers=bearer(token),
                   json={"ExperimentName": "ui-exp", "ParameterAssignments": {"value": "9"}})
     assert r.status_code == 200, r.text
     assert _wait_finished(info, token, p.dag_id, r.json()["Id"]) == "success"
-    plugins = http.get(f"{info.url}/api/v2/plugins", headers={"Authorization": f"Bearer {token}"}).json()
+    plugins = http.get(f"{info.url}/api/v2/plugins", headers=bearer(token)).json()
     views = [v for pl in plugins["plugins"] for v in pl.get("external_views", [])]
     assert any(v["href"] == "/mlpipe/ui" and v["destination"] == "nav" for v in views)
     page = _page(browser, info, token)

@@ -18,8 +18,8 @@ from airflow_mlpipe import (
 )
 from airflow_mlpipe.compiler import factory
 from airflow_mlpipe.compiler.dag_builder import build_dag
+from airflow_mlpipe.contract.spec import spec_hash
 from airflow_mlpipe.operators.base import PLANNER_TASK_ID
-from airflow_mlpipe.spec import spec_hash
 
 
 @pytest.fixture
@@ -160,10 +160,11 @@ def test_factory_keeps_good_specs_and_records_the_bad_one(workspace, src, tmp_pa
     dags = factory.build_dags_from_folder(folder)
     assert sorted(dags) == ["a_good", "c_good"]
     assert PLANNER_TASK_ID in dags["c_good"].task_dict
-    assert sorted(factory.FACTORY_ERRORS) == [str(folder / "b_bad.json"), str(folder / "d_notjson.json")]
-    assert "step 'prep'" in factory.FACTORY_ERRORS[str(folder / "b_bad.json")]
-    assert factory.FACTORY_ERRORS[str(folder / "d_notjson.json")].startswith("PipelineValidationError")
+    errors = factory.FACTORY_ERRORS["submitted"]
+    assert sorted(errors) == [str(folder / "b_bad.json"), str(folder / "d_notjson.json")]
+    assert "step 'prep'" in errors[str(folder / "b_bad.json")]
+    assert "d_notjson.json: PipelineValidationError" in errors[str(folder / "d_notjson.json")]
 
     (folder / "b_bad.json").unlink()  # the errors are of the latest load only
     factory.build_dags_from_folder(folder)
-    assert list(factory.FACTORY_ERRORS) == [str(folder / "d_notjson.json")]
+    assert list(factory.FACTORY_ERRORS["submitted"]) == [str(folder / "d_notjson.json")]

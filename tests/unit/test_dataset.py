@@ -9,7 +9,7 @@ import uuid
 import pandas as pd
 import pytest
 
-from airflow_mlpipe.exceptions import UserErrorException
+from airflow_mlpipe.contract.exceptions import UserErrorException
 from airflow_mlpipe.runtime.fingerprints import dataset_fingerprint
 from airflow_mlpipe.sdk.data_reference import DataPath
 from airflow_mlpipe.sdk.dataset import (

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from airflow_mlpipe.exceptions import UserErrorException
+from airflow_mlpipe.contract.exceptions import UserErrorException
 from airflow_mlpipe.sdk.data_reference import DataPath, DataPathComputeBinding, DataReference
 from airflow_mlpipe.sdk.datastore import Datastore, resolve_uri
 

@@ -11,10 +11,10 @@ import pytest
 
 from airflow_mlpipe import Pipeline, PipelineParameter, PipelineValidationError, PythonScriptStep
 from airflow_mlpipe.compiler.dag_builder import build_dag
+from airflow_mlpipe.contract.paths import UnsafePathError
+from airflow_mlpipe.contract.spec import spec_hash
 from airflow_mlpipe.operators.base import CONF_KEY, experiment_name, parameter_values, run_meta
-from airflow_mlpipe.paths import UnsafePathError
 from airflow_mlpipe.runtime.run_spec import SpecMismatchError, pin_run_spec
-from airflow_mlpipe.spec import spec_hash
 from airflow_mlpipe.store.tables_specs import get_spec
 
 

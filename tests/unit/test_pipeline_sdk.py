@@ -20,7 +20,7 @@ from airflow_mlpipe import (
     UserErrorException,
 )
 from airflow_mlpipe.clients.submit import check_parameters
-from airflow_mlpipe.spec import canonical_json, check_spec, spec_hash
+from airflow_mlpipe.contract.spec import canonical_json, check_spec, spec_hash
 
 
 @pytest.fixture

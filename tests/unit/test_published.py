@@ -8,41 +8,18 @@ from pathlib import Path
 import pytest
 
 from airflow_mlpipe import (
-    Pipeline,
-    PipelineData,
     PipelineEndpoint,
-    PipelineParameter,
     PublishedPipeline,
-    PythonScriptStep,
     Schedule,
     ScheduleRecurrence,
     TimeZone,
     UserErrorException,
 )
-from airflow_mlpipe.sdk import published as pub
+from airflow_mlpipe.clients.submit import submit_published
 from airflow_mlpipe.store import published_queries as q
+from tests.helpers.pipelines import chain_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _pipeline(ws, root: Path, n_steps: int = 2, default: int = 10) -> Pipeline:
-    src = root / "src"
-    src.mkdir(exist_ok=True)
-    (src / "step.py").write_text("print('hi')\n")
-    arg = PipelineParameter("pipeline_arg", default_value=default)
-    name = PipelineParameter("label", default_value="x")
-    steps, prev = [], None
-    for i in range(n_steps):
-        out = PipelineData(f"out{i}")
-        args = ["--out", out, "--arg", arg, "--label", name]
-        inputs = []
-        if prev is not None:
-            args += ["--in", prev]
-            inputs = [prev]
-        steps.append(PythonScriptStep("step.py", name=f"s{i}", arguments=args, inputs=inputs, outputs=[out],
-                                      source_directory=str(src)))
-        prev = out
-    return Pipeline(ws, steps)
 
 
 class FakeClient:
@@ -64,7 +41,7 @@ class FakeClient:
 
 
 def test_publish_get_list_disable(workspace, tmp_path):
-    p = _pipeline(workspace, tmp_path).publish("My_Published_Pipeline", description="desc", version="1.0")
+    p = chain_pipeline(workspace, tmp_path).publish("My_Published_Pipeline", description="desc", version="1.0")
     assert p.status == "Active" and p.name == "My_Published_Pipeline" and p.version == "1.0"
     assert p.dag_id.startswith("published__My_Published_Pipeline__")
     assert p.endpoint.endswith(f"/mlpipe/api/v1/PipelineRuns/PipelineSubmit/{p.id}")
@@ -86,7 +63,7 @@ def test_publish_get_list_disable(workspace, tmp_path):
 
 
 def test_published_spec_is_immutable(workspace, tmp_path):
-    pipeline = _pipeline(workspace, tmp_path)
+    pipeline = chain_pipeline(workspace, tmp_path)
     a = pipeline.publish("p", version="1")
     b = pipeline.publish("p", version="2")
     assert a.id != b.id and a.dag_id != b.dag_id
@@ -96,10 +73,10 @@ def test_published_spec_is_immutable(workspace, tmp_path):
 
 
 def test_submit_validates_and_triggers(workspace, tmp_path):
-    p = _pipeline(workspace, tmp_path).publish("sub")
+    p = chain_pipeline(workspace, tmp_path).publish("sub")
     row = q.get_pipeline(workspace.store, p.id)
     client = FakeClient()
-    run_id = pub.trigger_published(workspace, row, "exp1", {"pipeline_arg": "20"}, tags={"a": "b"}, client=client)
+    run_id = submit_published(workspace, row, "exp1", {"pipeline_arg": "20"}, tags={"a": "b"}, client=client).run_id
     dag_id, conf, dag_run_id = client.triggered[0]
     assert dag_id == p.dag_id and dag_run_id == run_id
     assert conf["pipeline_arg"] == 20 and "label" not in conf
@@ -108,16 +85,16 @@ def test_submit_validates_and_triggers(workspace, tmp_path):
     assert run["experiment"] == "exp1" and run["parameters"] == {"pipeline_arg": 20}
     assert run["properties"]["azureml.pipelineid"] == p.id
     with pytest.raises(UserErrorException, match="'nope' does not exist"):
-        pub.trigger_published(workspace, row, "exp1", {"nope": 1}, client=client)
+        submit_published(workspace, row, "exp1", {"nope": 1}, client=client)
     with pytest.raises(UserErrorException, match="expects a value of type integer"):
-        pub.trigger_published(workspace, row, "exp1", {"pipeline_arg": "abc"}, client=client)
+        submit_published(workspace, row, "exp1", {"pipeline_arg": "abc"}, client=client)
     with pytest.raises(UserErrorException, match="Experiment name"):
-        pub.trigger_published(workspace, row, "bad name!", {}, client=client)
+        submit_published(workspace, row, "bad name!", {}, client=client)
     assert len(client.triggered) == 1
 
 
 def test_endpoint_versions(workspace, tmp_path):
-    pipeline = _pipeline(workspace, tmp_path)
+    pipeline = chain_pipeline(workspace, tmp_path)
     p0 = pipeline.publish("v0")
     ep = PipelineEndpoint.publish(workspace, "PipelineEndpointTest", "Test description", p0)
     assert ep.default_version == "0"
@@ -151,17 +128,17 @@ def test_publish_pipeline_from_run(workspace, tmp_path):
     """``PipelineRun.publish_pipeline``: the spec the run ran, from the store (content-addressed), even after
     the DAG's spec file was replaced by a later submission."""
     from airflow_mlpipe.clients.submit import publish_spec
-    from airflow_mlpipe.exceptions import UserErrorException
+    from airflow_mlpipe.contract.exceptions import UserErrorException
     from airflow_mlpipe.sdk.experiment import Experiment
     from airflow_mlpipe.sdk.runs import PipelineRun
     from airflow_mlpipe.store.tables_specs import save_spec
 
-    pipeline = _pipeline(workspace, tmp_path)
+    pipeline = chain_pipeline(workspace, tmp_path)
     spec = pipeline.to_spec("exp_a")
     _, digest = publish_spec(workspace, spec)
     save_spec(workspace.store, spec, digest)
     workspace.store.upsert_pipeline_run("r1", experiment="exp_a", dag_id="exp_a", spec_hash=digest)
-    publish_spec(workspace, _pipeline(workspace, tmp_path, n_steps=3).to_spec("exp_a"))  # the DAG moves on
+    publish_spec(workspace, chain_pipeline(workspace, tmp_path, n_steps=3).to_spec("exp_a"))  # the DAG moves on
     p = PipelineRun(Experiment(workspace, "exp_a"), "r1").publish_pipeline("from_run", "d", "1.0")
     assert p.get_step_names() == ["s0", "s1"] and p.version == "1.0"
     workspace.store.upsert_pipeline_run("r2", experiment="exp_a", dag_id="exp_a", spec_hash="f" * 64)
@@ -190,7 +167,7 @@ def test_recurrence_to_cron():
 
 
 def test_schedule_create_list_disable(workspace, tmp_path):
-    p = _pipeline(workspace, tmp_path).publish("sched")
+    p = chain_pipeline(workspace, tmp_path).publish("sched")
     s = Schedule.create(workspace, "every-15", p.id, "sched-exp",
                         recurrence=ScheduleRecurrence("Minute", 15))
     assert s.status == "Active" and s.recurrence.to_cron() == "*/15 * * * *"
@@ -211,9 +188,9 @@ def test_schedule_create_list_disable(workspace, tmp_path):
 def test_factory_builds_schedules_and_isolates_bad_specs(workspace, tmp_path):
     from airflow.timetables.trigger import CronTriggerTimetable
 
-    good = _pipeline(workspace, tmp_path).publish("good")
-    bad = _pipeline(workspace, tmp_path).publish("bad")
-    disabled = _pipeline(workspace, tmp_path).publish("disabled")
+    good = chain_pipeline(workspace, tmp_path).publish("good")
+    bad = chain_pipeline(workspace, tmp_path).publish("bad")
+    disabled = chain_pipeline(workspace, tmp_path).publish("disabled")
     disabled.disable()
     Schedule.create(workspace, "hourly", good.id, "e", recurrence=ScheduleRecurrence("Hour", 1))
     data = Schedule.create(workspace, "files", good.id, "e", datastore="workspaceblobstore",
@@ -224,11 +201,14 @@ def test_factory_builds_schedules_and_isolates_bad_specs(workspace, tmp_path):
 
     with workspace.store.begin() as conn:  # an incompatible spec, as if written by a future version
         conn.execute(update(t).where(t.c.id == bad.id).values(spec={**bad.to_spec(), "spec_version": 99}))
-    dags = pub.build_published_dags(workspace)
-    from airflow_mlpipe.sdk.schedule import watcher_dag_id
+    from airflow_mlpipe.compiler.load_errors import FACTORY_ERRORS
+    from airflow_mlpipe.compiler.published import build_published_dags
+    from airflow_mlpipe.contract.schedule_rules import watcher_dag_id
 
+    dags = build_published_dags(workspace)
     assert set(dags) == {good.dag_id, watcher_dag_id({"id": data.id})}
-    assert bad.id in pub.FACTORY_ERRORS and "spec_version 99" in pub.FACTORY_ERRORS[bad.id]
+    errors = FACTORY_ERRORS["published"]
+    assert bad.id in errors and "spec_version 99" in errors[bad.id]
     dag = dags[good.dag_id]
     assert dag.params["pipeline_arg"] == 10
     assert isinstance(dag.timetable.timetable if hasattr(dag.timetable, "timetable") else dag.timetable,
@@ -241,8 +221,8 @@ def test_factory_file_in_dagbag(workspace, tmp_path, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
     monkeypatch.setenv("MLPIPE_WORKSPACE_HOME", str(workspace.home))
-    good = _pipeline(workspace, tmp_path).publish("good")
-    bad = _pipeline(workspace, tmp_path).publish("broken")
+    good = chain_pipeline(workspace, tmp_path).publish("good")
+    bad = chain_pipeline(workspace, tmp_path).publish("broken")
     from sqlalchemy import update
 
     from airflow_mlpipe.store.tables_published import published_pipelines as t
@@ -251,12 +231,13 @@ def test_factory_file_in_dagbag(workspace, tmp_path, monkeypatch):
     spec["steps"][0]["kind"] = "NoSuchStep"
     with workspace.store.begin() as conn:
         conn.execute(update(t).where(t.c.id == bad.id).values(spec=spec))
-    from airflow_mlpipe.compiler.factory import PUBLISHED_STUB_NAME, write_stub
+    from airflow_mlpipe.clients.bundle_stubs import PUBLISHED_STUB_NAME, write_stub
 
     folder = workspace.airflow_home / "submitted"
     write_stub(folder)  # what `mlpipe airflow start` writes into the workspace's submitted-pipelines bundle
-    bag = DagBag(dag_folder=str(folder / PUBLISHED_STUB_NAME))
+    bag = DagBag(dag_folder=str(folder))
     assert good.dag_id in bag.dag_ids and bad.dag_id not in bag.dag_ids
+    assert PUBLISHED_STUB_NAME not in "".join(bag.import_errors)  # its good DAGs stay schedulable
     errors = "\n".join(bag.import_errors.values())
     assert "broken" in errors and bad.id in errors and "NoSuchStep" in errors
     assert "good" not in errors.replace("broken", "")
@@ -264,21 +245,25 @@ def test_factory_file_in_dagbag(workspace, tmp_path, monkeypatch):
 
 def test_factory_builds_200_pipelines(workspace, tmp_path):
     """200 published pipelines of 10 steps all become DAGs (benchmarks/bench_factory_parse.py times it)."""
-    pipeline = _pipeline(workspace, tmp_path, n_steps=10)
+    pipeline = chain_pipeline(workspace, tmp_path, n_steps=10)
     spec = pipeline.to_spec("x")
     for i in range(200):
         PublishedPipeline._publish_spec(workspace, spec, f"bench_{i}")
-    dags = pub.build_published_dags(workspace)
+    from airflow_mlpipe.compiler.published import build_published_dags
+
+    dags = build_published_dags(workspace)
     assert len(dags) == 200 and sum(len(d.tasks) for d in dags.values()) >= 2000
 
 
 def test_a_hand_copied_factory_defines_nothing_once_the_bundle_serves(workspace, tmp_path):
     """Older set-ups copied the factory into the DAGs folder; with the bundle's file present it steps aside, so no
     DAG is defined twice."""
-    from airflow_mlpipe.compiler.factory import write_stub
+    from airflow_mlpipe.clients.bundle_stubs import write_stub
 
-    good = _pipeline(workspace, tmp_path).publish("good")
-    assert good.dag_id in pub.build_published_dags(workspace)
+    good = chain_pipeline(workspace, tmp_path).publish("good")
+    from airflow_mlpipe.compiler.published import build_published_dags
+
+    assert good.dag_id in build_published_dags(workspace)
     write_stub(workspace.airflow_home / "submitted")
-    assert pub.build_published_dags(workspace) == {}
-    assert good.dag_id in pub.build_published_dags(workspace, served_by_bundle=True)
+    assert build_published_dags(workspace) == {}
+    assert good.dag_id in build_published_dags(workspace, served_by_bundle=True)

@@ -1,7 +1,7 @@
 """Run.get_context() in a real step-script process, the offline run, metrics I/O and the azureml compat package.
 
 Scripts run in subprocesses exactly as an operator starts them: the compat directory on PYTHONPATH, the run
-context and metrics files named by environment variables (airflow_mlpipe/runtime/contract.py).
+context and metrics files named by environment variables (airflow_mlpipe/contract/run_context.py).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from airflow_mlpipe.exceptions import RunEnvironmentException, UserErrorException
-from airflow_mlpipe.runtime import contract, metrics_io
+from airflow_mlpipe.contract import metrics_io
+from airflow_mlpipe.contract import run_context as contract
+from airflow_mlpipe.contract.exceptions import RunEnvironmentException, UserErrorException
 from airflow_mlpipe.sdk import run as run_mod
 from airflow_mlpipe.sdk.run import Run, _OfflineRun
 

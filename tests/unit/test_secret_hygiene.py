@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_mlpipe.exceptions import UserErrorException
+from airflow_mlpipe.contract.exceptions import UserErrorException
 from airflow_mlpipe.sdk.datastore import Datastore
 
 # --------------------------------------------------------------------------------------- step environment

@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from airflow_mlpipe.exceptions import PipelineValidationError, UserErrorException
-from airflow_mlpipe.paths import UnsafePathError, check_run_id, relative_path, safe_join
-from airflow_mlpipe.spec import check_spec
+from airflow_mlpipe.contract.exceptions import PipelineValidationError, UserErrorException
+from airflow_mlpipe.contract.paths import UnsafePathError, check_run_id, relative_path, safe_join
+from airflow_mlpipe.contract.spec import check_spec
 
 BASE = {
     "spec_version": 1, "name": "p", "parameters": {"n": {"type": "int", "default": 1}},
@@ -74,7 +74,7 @@ def test_uploaded_spec_rejections_name_the_field(fields, named):
 def test_specs_loaded_from_disk_get_the_same_path_checks(tmp_path):
     import json
 
-    from airflow_mlpipe.spec import load_spec
+    from airflow_mlpipe.contract.spec import load_spec
 
     path = tmp_path / "p.json"
     path.write_text(json.dumps(spec_with(script_name="../../x.py", source_directory=str(tmp_path))))

@@ -11,7 +11,7 @@ import blake3
 import pytest
 from sqlalchemy import select, update
 
-from airflow_mlpipe.exceptions import PipelineValidationError
+from airflow_mlpipe.contract.exceptions import PipelineValidationError
 from airflow_mlpipe.runtime import fingerprints
 from airflow_mlpipe.runtime.fingerprints import local_file_hashes, tree_manifest
 from airflow_mlpipe.runtime.snapshot import (
@@ -194,8 +194,8 @@ def test_dangling_symlink_is_rejected_naming_step_and_path(workspace, tmp_path):
 
 # ---------------------------------------------------------------------------------------------- committed outputs
 def _recorded_output(workspace):
+    from airflow_mlpipe.data.hashing import hash_tree
     from airflow_mlpipe.runtime import cache
-    from airflow_mlpipe.runtime.hashing import hash_tree
     from airflow_mlpipe.sdk.datastore import Datastore
 
     store = Datastore.get(workspace)

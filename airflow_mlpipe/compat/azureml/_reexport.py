@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any
 
 #: searched after the top-level package, for names it does not (yet) export
-_FALLBACK_MODULES = ("airflow_mlpipe.sdk.run", "airflow_mlpipe.workspace", "airflow_mlpipe.exceptions")
+_FALLBACK_MODULES = ("airflow_mlpipe.sdk.run", "airflow_mlpipe.workspace", "airflow_mlpipe.contract.exceptions")
 
 
 class NotSupportedError(ImportError):

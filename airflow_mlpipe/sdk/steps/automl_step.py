@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from airflow_mlpipe.exceptions import PipelineValidationError, UserErrorException
+from airflow_mlpipe.contract.exceptions import PipelineValidationError, UserErrorException
 from airflow_mlpipe.sdk.automl import AutoMLConfig, _data_kind
 from airflow_mlpipe.sdk.compute import check_named_target, compute_spec
 from airflow_mlpipe.sdk.no_effect import warn_no_effect

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from airflow_mlpipe.exceptions import PipelineValidationError
+from airflow_mlpipe.contract.exceptions import PipelineValidationError
 from airflow_mlpipe.sdk.parameters import PipelineParameter
 from airflow_mlpipe.sdk.pipeline_data import (
     InputPortBinding,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from airflow_mlpipe.exceptions import PipelineValidationError
+from airflow_mlpipe.contract.exceptions import PipelineValidationError
 from airflow_mlpipe.sdk.compute import check_named_target, compute_spec
 from airflow_mlpipe.sdk.no_effect import warn_no_effect
 from airflow_mlpipe.sdk.parameters import PipelineParameter

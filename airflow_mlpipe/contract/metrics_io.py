@@ -1,4 +1,4 @@
-"""Read and write the step's metrics JSON-lines file (see :mod:`airflow_mlpipe.runtime.contract`).
+"""Read and write the step's metrics JSON-lines file (see :mod:`airflow_mlpipe.contract.run_context`).
 
 The script appends one record per ``Run.log*`` call; the operator reads them back when the script ends, even
 after a crash, so the reader tolerates a half-written last line. Each record is written with a single

@@ -20,7 +20,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from airflow_mlpipe.exceptions import PipelineValidationError
+from airflow_mlpipe.contract import step_kinds
+from airflow_mlpipe.contract.exceptions import PipelineValidationError
 
 SPEC_VERSION = 1
 #: ``source_directory`` of a step whose snapshot was uploaded to the server (remote submission)
@@ -79,16 +80,14 @@ MAX_STEPS = 1000
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
 PARAMETER_TYPES = ("int", "float", "bool", "string", "dataset", "datapath")
 #: the step kinds this version compiles and runs (a spec naming another fails naming its step)
-STEP_KINDS = ("PythonScriptStep", "AutoMLStep")
+STEP_KINDS = tuple(step_kinds.STEP_KINDS)
 _LISTS = ("depends_on", "inputs", "outputs", "arguments", "parameters", "hash_paths", "after")
 
 
 def _check_step(step: dict[str, Any], where: str, uploaded: bool) -> None:
-    from airflow_mlpipe.paths import check_digest, relative_path
+    from airflow_mlpipe.contract.paths import check_digest, relative_path
 
-    if step["kind"] not in STEP_KINDS:
-        raise PipelineValidationError(f"{where}: kind {step['kind']!r} is not a step kind this airflow-mlpipe runs "
-                                      f"(one of {', '.join(STEP_KINDS)})")
+    step_kinds.step_kind(step["kind"], where)
 
     for key in _LISTS:
         if not isinstance(step.get(key, []), list):
@@ -126,7 +125,7 @@ def _check_step(step: dict[str, Any], where: str, uploaded: bool) -> None:
 def _check_data_paths(value: Any, where: str) -> None:
     """Every ``{"datastore": ..., "path": ...}`` (dataset sources, data references, data paths) stays inside its
     datastore."""
-    from airflow_mlpipe.paths import relative_path
+    from airflow_mlpipe.contract.paths import relative_path
 
     if isinstance(value, dict):
         if "datastore" in value:

@@ -1,4 +1,5 @@
-"""Content hashes of committed outputs (blake3: several GB/s, so hashing at commit is nearly free)."""
+"""Content hashes of files and trees on any fsspec filesystem (blake3: several GB/s, so hashing at commit is
+nearly free). Generic: the step cache, snapshots and output commits all name content by these hashes."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import posixpath
 import re
 from pathlib import Path
 
-from airflow_mlpipe.exceptions import PipelineValidationError
+from airflow_mlpipe.contract.exceptions import PipelineValidationError
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
