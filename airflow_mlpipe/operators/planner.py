@@ -64,7 +64,8 @@ class CachePlanOperator(BaseOperator):
                           d.entry["pipeline_run_id"])
         context["ti"].xcom_push(key=REUSED_OUTPUTS_KEY, value=reused)
         planned = {d.task_id: d.handover() for d in decisions if d.handover() is not None}
-        context["ti"].xcom_push(key=PLANNED_RUNS_KEY, value=planned)
+        if planned:  # one request less when every step is reused (or none was decided up front)
+            context["ti"].xcom_push(key=PLANNED_RUNS_KEY, value=planned)
         summary = {d.step: {"action": d.action, "reason": d.reason} for d in decisions}
         context["ti"].xcom_push(key="return_value", value=summary)
         if hits:
