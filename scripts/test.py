@@ -3,9 +3,10 @@
     python3 scripts/test.py [pytest arguments]
 
 On the machines we run on (Debian, root) it installs what is missing: uv (from PyPI), the locked Python
-environment (``uv sync --frozen --all-extras``), Debian's ``chromium`` (the UI browser test) and ``docker-compose`` (the
-compose file check); it starts PostgreSQL and Redis when they are installed but stopped. Where it cannot do a
-step itself it stops at once and prints the exact command to run. Then: ``uv run pytest -q`` with your arguments.
+environment (``uv sync --frozen --all-extras``), Debian's ``chromium`` (the UI browser test), ``docker-compose`` (the
+compose file check) and ``openjdk-17-jdk-headless`` (Spark and the emulator's JAR task); it starts PostgreSQL
+and Redis when they are installed but stopped. Where it cannot do a step itself it stops at once and prints the
+exact command to run. Then: ``uv run pytest -q`` with your arguments.
 Only the standard library is used here: this runs before any dependency is installed.
 """
 
@@ -20,7 +21,10 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEBIAN_PACKAGES = {"chromium": "chromium", "docker-compose": "docker-compose"}
+#: command the suite needs -> the Debian package that provides it (javac/jar: the Databricks emulator's JAR task;
+#: the JDK also brings the Java 17 runtime PySpark needs)
+DEBIAN_PACKAGES = {"chromium": "chromium", "docker-compose": "docker-compose",
+                   "javac": "openjdk-17-jdk-headless", "jar": "openjdk-17-jdk-headless"}
 SERVICES = {
     "PostgreSQL": (5432, "pg_ctlcluster --skip-systemctl-redirect {version} main start"),
     "Redis": (6379, "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' --appendonly no "
@@ -50,7 +54,7 @@ def ensure_uv() -> list[str]:
 
 
 def ensure_debian_packages() -> None:
-    missing = [pkg for cmd, pkg in DEBIAN_PACKAGES.items() if shutil.which(cmd) is None]
+    missing = sorted({pkg for cmd, pkg in DEBIAN_PACKAGES.items() if shutil.which(cmd) is None})
     if not missing:
         return
     command = f"apt-get update && apt-get install -y {' '.join(missing)}"

@@ -13,7 +13,6 @@ import csv
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -21,9 +20,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
-pytest.importorskip("pyspark", reason="the Databricks emulator needs the optional extra 'databricks'")
-
 from airflow.providers.databricks.hooks.databricks import DatabricksHook  # noqa: E402
 from airflow.providers.databricks.utils.databricks import extract_failed_task_errors  # noqa: E402
 
@@ -393,7 +389,6 @@ def test_idempotency_token_returns_the_same_run(emulator, hook):
     assert (status, body["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
 
 
-@pytest.mark.skipif(shutil.which("javac") is None or shutil.which("jar") is None, reason="needs a JDK")
 def test_jar_task_runs_its_main_class_with_spark_submit(emulator, hook, tmp_path):
     (tmp_path / "Hello.java").write_text(
         'public class Hello { public static void main(String[] a) {'
