@@ -42,7 +42,7 @@ raise_pipeline_errors(__file__.rsplit("/", 1)[0], Workspace.from_config())
 '''
 
 
-def _write_if_changed(path: Path, text: str) -> None:
+def write_if_changed(path: Path, text: str) -> None:
     if not path.exists() or path.read_text() != text:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(text)
@@ -57,7 +57,7 @@ def write_stub(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / SPECS_DIRNAME).mkdir(exist_ok=True)
     stub = folder / SUBMITTED_STUB
-    _write_if_changed(stub, STUB)
-    _write_if_changed(folder / PUBLISHED_STUB_NAME, PUBLISHED_STUB)
-    _write_if_changed(folder / ERRORS_STUB_NAME, ERRORS_STUB)
+    write_if_changed(stub, STUB)
+    write_if_changed(folder / PUBLISHED_STUB_NAME, PUBLISHED_STUB)
+    write_if_changed(folder / ERRORS_STUB_NAME, ERRORS_STUB)
     return stub

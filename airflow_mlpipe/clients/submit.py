@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow_mlpipe.clients.bundle_stubs import SPECS_DIRNAME, write_stub
+from airflow_mlpipe.clients.bundle_stubs import SPECS_DIRNAME, write_if_changed, write_stub
 from airflow_mlpipe.contract.conf import CONF_KEY
 from airflow_mlpipe.contract.exceptions import UserErrorException
 from airflow_mlpipe.contract.parameters import check_parameters, resolve_parameters  # noqa: F401 - re-exported
@@ -76,11 +76,7 @@ def publish_spec(ws: Any, spec: dict[str, Any]) -> tuple[Path, str]:
     folder = submitted_dags_folder(ws)
     write_stub(folder)
     path = folder / SPECS_DIRNAME / f"{spec['name']}.json"
-    text = json.dumps(spec, indent=1, sort_keys=True)
-    if not path.exists() or path.read_text() != text:
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+    write_if_changed(path, json.dumps(spec, indent=1, sort_keys=True))
     return path, spec_hash(spec)
 
 
@@ -225,10 +221,10 @@ def submit_spec(ws: Any, spec: dict[str, Any], experiment: str, pipeline_paramet
         from airflow_mlpipe.clients.airflow_rest import client_for
 
         client = client_for(ws)
+    values = check_parameters(spec, pipeline_parameters)
     if dag_id is None:
         spec = {**spec, "experiment": experiment}
         dag_id = spec["name"] = experiment_dag_id(experiment, spec)
-        values = check_parameters(spec, pipeline_parameters)
         if ws.is_embedded:  # the DAG processor reads our folder
             _, digest = publish_spec(ws, spec)
             save_spec(ws.store, spec, digest)
@@ -237,7 +233,6 @@ def submit_spec(ws: Any, spec: dict[str, Any], experiment: str, pipeline_paramet
             digest = upload_spec(ws, client, spec)
         details = _wait_for_spec(client, dag_id, digest, DEFAULT_DAG_WAIT)
     else:
-        values = check_parameters(spec, pipeline_parameters)
         details = _wait_for_spec(client, dag_id, None, DEFAULT_DAG_WAIT)
         digest = dag_spec_digest(details) or spec_hash(spec)
     return _record_and_trigger(ws, client, _RunRequest(

@@ -79,8 +79,6 @@ def check_spec(spec: Any, source: str = "spec", uploaded: bool = False) -> dict[
 MAX_STEPS = 1000
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
 PARAMETER_TYPES = ("int", "float", "bool", "string", "dataset", "datapath")
-#: the step kinds this version compiles and runs (a spec naming another fails naming its step)
-STEP_KINDS = tuple(step_kinds.STEP_KINDS)
 _LISTS = ("depends_on", "inputs", "outputs", "arguments", "parameters", "hash_paths", "after")
 
 

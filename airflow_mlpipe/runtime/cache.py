@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from airflow_mlpipe.contract.step_kinds import step_kind
 from airflow_mlpipe.runtime.fingerprints import dataset_fingerprint, hash_json, is_racy, stat_signature
 from airflow_mlpipe.runtime.processes import pid_alive
 from airflow_mlpipe.store.db import utcnow
@@ -67,8 +68,6 @@ class Decision:
 
 def step_config(step: dict[str, Any]) -> dict[str, Any]:
     """The configuration part of the key: canonical, without names and locations that do not change results."""
-    from airflow_mlpipe.contract.step_kinds import step_kind
-
     neutral = (*_NOT_IN_KEY, *step_kind(step["kind"], f"Step {step.get('name')!r}").not_in_key)
     cfg = {k: v for k, v in step.items() if k not in neutral}
     inputs = []
