@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     from airflow_mlpipe.cli_published import add_parsers
 
     add_parsers(sub)  # pipelines, endpoints, schedules
+    from airflow_mlpipe.cli_databricks import add_parsers as add_databricks_parsers
+
+    add_databricks_parsers(sub)  # the local Databricks emulator
     return parser
 
 

@@ -344,6 +344,40 @@ class AirflowClient:
             return content
         return "\n".join(_format_log_entry(entry) for entry in content or [])
 
+    # ------------------------------------------------------------------ connections
+    def get_connection(self, conn_id: str) -> dict[str, Any] | None:
+        """The connection as Airflow's API shows it (password and secret extras masked), or None."""
+        return self._json("GET", f"{self.API}/connections/{_seg(conn_id)}", allow_404=True)
+
+    def put_connection(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create the connection ``body["connection_id"]``, or update the fields ``body`` sets when it exists.
+
+        The password never reaches an error message: Airflow's validation errors echo the request body.
+        """
+        conn_id = str(body.get("connection_id") or "")
+        path = f"{self.API}/connections"
+        try:
+            try:
+                return self._json("POST", path, json=body)
+            except AirflowAPIError as exc:
+                if exc.status != 409:
+                    raise
+            return self._json("PATCH", f"{path}/{_seg(conn_id)}", json=body)
+        except AirflowAPIError as exc:
+            secret = body.get("password")
+            raise AirflowAPIError(exc.status, _without_secret(exc.detail, secret), exc.method, exc.path) from None
+
+
+def _without_secret(detail: Any, secret: Any) -> Any:
+    """``detail`` with every password field and every occurrence of ``secret`` masked."""
+    if isinstance(detail, dict):
+        return {k: "***" if str(k).lower() == "password" else _without_secret(v, secret) for k, v in detail.items()}
+    if isinstance(detail, list):
+        return [_without_secret(item, secret) for item in detail]
+    if isinstance(detail, str) and secret:
+        return detail.replace(str(secret), "***")
+    return detail
+
 
 _LOG_META = {"timestamp", "event", "level", "logger", "filename", "lineno", "try_number", "run_id", "dag_id",
              "task_id", "ti_id", "map_index", "error_detail"}

@@ -46,6 +46,12 @@ STEP_KINDS: dict[str, StepKind] = {kind.name: kind for kind in (
              sdk_class="airflow_mlpipe.sdk.steps.automl_step:AutoMLStep",
              operator="airflow_mlpipe.operators.automl:AutoMLStepOperator",
              runtime="airflow_mlpipe.runtime.automl_runner:run_automl_step"),
+    # its key needs the notebook's or script's content from the Databricks workspace: decided in its task
+    StepKind("DatabricksStep",
+             sdk_class="airflow_mlpipe.sdk.steps.databricks_step:DatabricksStep",
+             operator="airflow_mlpipe.operators.databricks:DatabricksStepOperator",
+             runtime="airflow_mlpipe.operators.databricks:run_databricks_step",
+             plannable=False),
 )}
 
 

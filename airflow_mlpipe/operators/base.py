@@ -154,6 +154,13 @@ class MlpipeStepOperator(BaseOperator):
         return load(step_kind(self.step["kind"], f"Step {self.step['name']!r}").runtime)(execution)
 
     def execute(self, context: Any) -> dict[str, Any]:
+        execution = self.step_execution(context)
+        return self.guarded(context, execution, lambda: self.run_step(execution))
+
+    def guarded(self, context: Any, execution: StepExecution, action: Any) -> dict[str, Any]:
+        """Run ``action`` (a step's work, returning its :class:`StepResult`) as this Airflow task: tied to the
+        task's liveness, with a step failure turned into the task failure Airflow should see (retried or not),
+        and the result handed on."""
         from airflow.sdk.exceptions import AirflowException
 
         from airflow_mlpipe.runtime import liveness
@@ -161,14 +168,13 @@ class MlpipeStepOperator(BaseOperator):
         from airflow_mlpipe.runtime.run_spec import SpecMismatchError
         from airflow_mlpipe.runtime.step_runner import StepFailed
 
-        execution = self.step_execution(context)
         task = task_ref(context)
         _die_with_supervisor(self.log)
         self._killed = False
         with liveness.bind_task(task, liveness.task_sdk_probe):
             _reconcile_siblings(execution, task, self.log)
             try:
-                result = self.run_step(execution)
+                result = action()
             except RunStopped as exc:  # another step failed (continue_on_step_failure=False): no retry
                 from airflow.sdk.exceptions import AirflowFailException
 

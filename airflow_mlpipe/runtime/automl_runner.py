@@ -16,18 +16,18 @@ from typing import Any
 from airflow_mlpipe.contract.automl_data import DATA_ARGUMENTS
 from airflow_mlpipe.runtime.step_env import step_environment
 from airflow_mlpipe.runtime.step_runner import (
+    StagedOutputs,
     StepExecution,
     StepFailed,
     StepResult,
     StepWork,
     _Inputs,
-    _Outputs,
     _run_script,
     execute_step,
 )
 
 
-def _training_outputs(ex: StepExecution, outputs: _Outputs) -> dict[str, list[str]]:
+def _training_outputs(ex: StepExecution, outputs: StagedOutputs) -> dict[str, list[str]]:
     """Staged path of every output (the engine writes one file there), grouped by TrainingOutput type."""
     paths = outputs.local_paths()
     grouped: dict[str, list[str]] = {"Metrics": [], "Model": []}
@@ -71,7 +71,7 @@ def _automl_body(ex: StepExecution, workdir: Path, upstream: dict[str, dict[str,
     step = ex.step
     store = ex.workspace.store
     inputs = work.inputs = _Inputs(ex, workdir, upstream)
-    outputs = work.outputs = _Outputs(ex, workdir)
+    outputs = work.outputs = StagedOutputs(ex, workdir)
     summary_file = workdir / "summary.json"
     job = {
         "workspace": ex.workspace.to_ref(), "settings": step["automl"],

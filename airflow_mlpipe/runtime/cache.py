@@ -313,6 +313,7 @@ class SingleFlight:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._checked: dict[str, tuple[float, bool]] = {}  # owner -> (when, dead): Airflow asked at most every 2 s
+        self.detached = False
 
     def _owner_dead(self, row: dict[str, Any]) -> bool:
         """The lock owner's task instance is over (Airflow's state), else its heartbeat stopped or its pid died.
@@ -384,8 +385,19 @@ class SingleFlight:
             except Exception:  # noqa: BLE001 - a missed heartbeat only risks a takeover
                 pass
 
+    def detach(self) -> str:
+        """Keep the lock past this process (a deferred task holds it while the triggerer waits; its liveness
+        follows the task's Airflow state): stop the heartbeat and return the owner to release it with later."""
+        self._stop.set()
+        self.detached = True
+        return self.owner
+
     def release(self) -> None:
         self._stop.set()
-        with self.workspace.store.begin() as conn:
-            conn.execute(delete(cache_locks).where(cache_locks.c.key == self.key)
-                         .where(cache_locks.c.owner == self.owner))
+        release_lock(self.workspace, self.key, self.owner)
+
+
+def release_lock(workspace: Any, key: str, owner: str) -> None:
+    """Release a single-flight lock taken (and detached) by an earlier process of the same step."""
+    with workspace.store.begin() as conn:
+        conn.execute(delete(cache_locks).where(cache_locks.c.key == key).where(cache_locks.c.owner == owner))

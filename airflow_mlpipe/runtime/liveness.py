@@ -134,12 +134,12 @@ def _why(state: str, run_ended: bool, try_number: int | None) -> str:
 
 def remove_partials(paths: list[str]) -> list[str]:
     """Remove uncommitted staging folders/files (never anything else: the name must say it is partial)."""
-    from airflow_mlpipe.runtime.step_runner import PARTIAL_MARK, _Outputs
+    from airflow_mlpipe.runtime.step_runner import PARTIAL_MARK, StagedOutputs
 
     removed = []
     for path in paths:
         if PARTIAL_MARK in os.path.basename(str(path)) and os.path.lexists(path):
-            _Outputs.discard_one(str(path))
+            StagedOutputs.discard_one(str(path))
             removed.append(str(path))
     return removed
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import sys
 import tempfile
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,9 +22,15 @@ from typing import Any
 from airflow_mlpipe.contract import run_context as c
 from airflow_mlpipe.contract.parameters import env_name, resolve_parameters  # noqa: F401 - re-exported
 from airflow_mlpipe.contract.paths import relative_path, safe_join
-from airflow_mlpipe.data.hashing import hash_tree
 from airflow_mlpipe.data.workspace_location import WorkspaceLocation
 from airflow_mlpipe.runtime.run_spec import pin_run_spec
+from airflow_mlpipe.runtime.staged_outputs import (  # noqa: F401 - re-exported
+    PARTIAL_MARK,
+    StagedOutputs,
+    output_location,
+    path_segment,
+    remove_stale_partials,
+)
 from airflow_mlpipe.runtime.step_env import step_environment
 from airflow_mlpipe.store.db import utcnow
 
@@ -65,126 +69,6 @@ class StepExecution:
     @property
     def step_run_id(self) -> str:
         return f"{self.pipeline_run_id}.{self.step['task_id']}"
-
-
-def path_segment(value: str) -> str:
-    return re.sub(r"[^\w.-]", "_", value)
-
-
-def output_location(ex: StepExecution, out: dict[str, Any]) -> dict[str, str]:
-    datastore = out.get("datastore") or ex.pipeline.get("default_datastore") or ex.workspace._default_datastore_name
-    if out.get("destination_path"):
-        rel = (out["destination_path"].replace("{run-id}", path_segment(ex.pipeline_run_id))
-               .replace("{output-name}", out["name"]).strip("/"))
-    else:
-        rel = f"azureml/{path_segment(ex.pipeline_run_id)}/{ex.step['task_id']}/{out['name']}"
-    # the step replaces whatever is at this path on commit: it must stay inside the datastore
-    rel = relative_path(rel, f"Step {ex.step['name']!r}, output {out['name']!r}: destination_path")
-    return {"datastore": datastore, "path": rel}
-
-
-#: staging folders of local outputs are ``<output><PARTIAL_MARK><owner>-t<try>-<random>``, beside the output
-PARTIAL_MARK = ".partial-"
-
-
-def _partial_owner(ex: StepExecution) -> str:
-    """A short token of the step run: all tries of one step run share it, other step runs differ."""
-    import hashlib
-
-    return hashlib.sha1(ex.step_run_id.encode()).hexdigest()[:10]
-
-
-def remove_stale_partials(final: str, owner: str) -> list[str]:
-    """Remove staging folders left beside ``final`` by earlier tries of this step run (killed before they could
-    clean up): Airflow runs one try of a task at a time, so while this try runs they are dead. Staging folders
-    of other step runs (a shared ``destination_path``) are left to their owners' reconciliation."""
-    parent, name = os.path.split(final)
-    prefix = f"{name}{PARTIAL_MARK}{owner}-"
-    try:
-        stale = [os.path.join(parent, n) for n in os.listdir(parent) if n.startswith(prefix)]
-    except OSError:
-        return []
-    for path in stale:
-        _Outputs.discard_one(path)
-    return stale
-
-
-class _Outputs:
-    """Staging and atomic commit of a step's outputs."""
-
-    def __init__(self, ex: StepExecution, workdir: Path) -> None:
-        from airflow_mlpipe.data.datastore_location import DatastoreLocation
-
-        self.ex = ex
-        self.items: list[dict[str, Any]] = []
-        for out in ex.step["outputs"]:
-            loc = output_location(ex, out)
-            store = DatastoreLocation.get(ex.workspace, loc["datastore"])
-            final = store.full_path(loc["path"])
-            # only the parent exists: a v1 script may write one file at the output path, or make a folder there
-            if store.is_local:
-                remove_stale_partials(final, _partial_owner(ex))
-                staging = f"{final}{PARTIAL_MARK}{_partial_owner(ex)}-t{ex.try_number}-{uuid.uuid4().hex[:6]}"
-            else:
-                staging = str(workdir / "outputs" / out["name"])
-            Path(staging).parent.mkdir(parents=True, exist_ok=True)
-            self.items.append({"spec": out, "loc": loc, "store": store, "final": final, "staging": staging})
-        partials = [i["staging"] for i in self.items if PARTIAL_MARK in i["staging"]]
-        if partials:  # so that whoever finds this step run dead can remove them (see runtime.liveness)
-            ex.workspace.store.merge_step_run_details(ex.step_run_id, staging=partials)
-
-    def local_paths(self) -> dict[str, str]:
-        return {i["spec"]["name"]: i["staging"] for i in self.items}
-
-    def discard(self) -> None:
-        for item in self.items:
-            self.discard_one(item["staging"])
-
-    @staticmethod
-    def discard_one(path: str) -> None:
-        if os.path.isfile(path):
-            os.unlink(path)
-        else:
-            shutil.rmtree(path, ignore_errors=True)
-
-    def commit(self) -> dict[str, dict[str, Any]]:
-        """Move every staged output into place; only then is it visible (and pushed to consumers)."""
-        committed: dict[str, dict[str, Any]] = {}
-        for item in self.items:
-            store, final, staging = item["store"], item["final"], item["staging"]
-            fs = store.fs
-            if not os.path.exists(staging):
-                os.makedirs(staging)  # the script wrote nothing: an empty output, as in v1
-            if store.is_local:
-                if os.path.isdir(final):
-                    shutil.rmtree(final)  # a retry of this same step run replaces its own earlier output
-                elif os.path.exists(final):
-                    os.unlink(final)
-                os.makedirs(os.path.dirname(final), exist_ok=True)
-                os.replace(staging, final)
-            else:
-                if fs.exists(final):
-                    fs.rm(final, recursive=True)
-                if os.path.isfile(staging):
-                    fs.put_file(staging, final)
-                else:
-                    for p in [p for p in Path(staging).rglob("*") if p.is_file()]:
-                        fs.put_file(str(p), f"{final}/{p.relative_to(staging).as_posix()}")
-                self.discard_one(staging)
-            content_hash, size, count = hash_tree(fs, final) if fs.exists(final) else ("blake3:empty", 0, 0)
-            spec = item["spec"]
-            committed[spec["name"]] = {
-                "uri": store.uri(item["loc"]["path"]),
-                "datastore": item["loc"]["datastore"],
-                "path": item["loc"]["path"],
-                "content_hash": content_hash,
-                "format": spec.get("format", "files"),
-                "size": size,
-                "files": count,
-                "pipeline_output_name": spec.get("pipeline_output_name"),
-                "producer_run_id": self.ex.step_run_id,
-            }
-        return committed
 
 
 def _dataset_definition(location: dict[str, Any], read: dict[str, Any] | None) -> dict[str, Any]:
@@ -292,7 +176,7 @@ class _Inputs:
                              "name": definition.get("name"), "version": definition.get("version")}
 
 
-def _script_env(ex: StepExecution, inputs: _Inputs, outputs: _Outputs, context_file: Path,
+def _script_env(ex: StepExecution, inputs: _Inputs, outputs: StagedOutputs, context_file: Path,
                 metrics_file: Path, snapshot: Path) -> dict[str, str]:
     env = step_environment(ex.step, ex.log)
     pythonpath = [COMPAT_PATH, str(snapshot)]
@@ -336,7 +220,7 @@ def _as_arg(value: Any) -> str:
     return str(value)
 
 
-def _token_value(ex: StepExecution, token: dict[str, Any], inputs: _Inputs, outputs: _Outputs) -> str:
+def _token_value(ex: StepExecution, token: dict[str, Any], inputs: _Inputs, outputs: StagedOutputs) -> str:
     if "literal" in token:
         return token["literal"]
     if "parameter" in token:
@@ -422,7 +306,7 @@ class StepResult:
     reused_from: str | None = None  # the step run whose outputs were reused
 
 
-def _reuse(ex: StepExecution, entry: dict[str, Any], key: str, started: Any) -> StepResult:
+def _reuse(ex: StepExecution, entry: dict[str, Any], key: str) -> StepResult:
     from airflow_mlpipe.runtime.cache import record_reuse
 
     outputs = record_reuse(ex.workspace, ex.step_run_id, key, entry)
@@ -437,7 +321,7 @@ def _reuse(ex: StepExecution, entry: dict[str, Any], key: str, started: Any) -> 
 class StepWork:
     """What a step kind's body leaves for the shared lifecycle: staged outputs and what to record."""
 
-    outputs: _Outputs | None = None
+    outputs: StagedOutputs | None = None
     inputs: _Inputs | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -446,11 +330,10 @@ class StepWork:
 StepBody = Callable[[StepExecution, Path, dict[str, dict[str, Any]], dict[str, str], StepWork], None]
 
 
-def execute_step(ex: StepExecution, body: StepBody) -> StepResult:
-    """The lifecycle every step kind shares: record the start, compute the cache key, reuse a verified entry
-    (single flight) or run ``body``, commit its outputs atomically, record the entry only on success."""
-    from airflow_mlpipe.runtime import cache, fail_fast
-    from airflow_mlpipe.runtime.snapshot import source_manifest
+def begin_step(ex: StepExecution) -> Any:
+    """Record that the step starts (its run and the pipeline run) and pin the run to its spec; returns the start
+    time. Refuses to start when another step failed and the run does not continue on failure."""
+    from airflow_mlpipe.runtime import fail_fast
 
     step = ex.step
     store = ex.workspace.store
@@ -469,6 +352,58 @@ def execute_step(ex: StepExecution, body: StepBody) -> StepResult:
     except Exception as exc:
         store.upsert_step_run(ex.step_run_id, status="Failed", end_time=utcnow(), error=str(exc)[:4000])
         raise
+    return started
+
+
+def reuse_or_explain(ex: StepExecution, key: Any, planned: dict[str, Any] | None,
+                     single_flight: bool = True) -> tuple[StepResult | None, Any]:
+    """A verified cache entry's outputs as this step's result (None on a miss, with the reasons logged), and the
+    :class:`~runtime.cache.SingleFlight` this step now holds for the key (release it when done), if any."""
+    from airflow_mlpipe.runtime import cache
+
+    step = ex.step
+    if not step.get("allow_reuse", True) or ex.regenerate_outputs:
+        ex.log.info("Step %r runs without reuse: %s", step["name"],
+                    "regenerate_outputs=True" if ex.regenerate_outputs else "allow_reuse=False")
+        return None, None
+    entry, why = cache.lookup(ex.workspace, key.key)
+    flight = None
+    if entry is None and single_flight:
+        flight = cache.SingleFlight(ex.workspace, key.key)
+        entry = flight.acquire(ex.log)
+    if entry is not None:  # a flight that finds an entry holds no lock
+        return _reuse(ex, entry, key.key), None
+    known = list(planned["changes"]) if planned else cache.explain_miss(ex.workspace, step, key)
+    reasons = ([why] if why and why not in known else []) + known
+    ex.log.info("Step %r: cache miss (key %s): %s", step["name"], key.key, "; ".join(reasons))
+    return None, flight
+
+
+def commit_step(ex: StepExecution, key: Any, outputs: StagedOutputs, inputs_record: dict[str, Any],
+                details: dict[str, Any]) -> StepResult:
+    """Make the staged outputs visible atomically, register them, and only then record the cache entry and the
+    step's success."""
+    from airflow_mlpipe.runtime import cache
+
+    committed = outputs.commit()
+    _register_outputs(ex, committed)
+    cache.record(ex.workspace, ex.step, key, committed, ex.step_run_id, ex.pipeline_run_id)
+    ex.workspace.store.upsert_step_run(ex.step_run_id, status="Finished", end_time=utcnow(), outputs=committed,
+                                       inputs=inputs_record, details={"cache_key": key.key, **details})
+    for name, out in committed.items():
+        ex.log.info("Output %r committed: %s (%d files, %d bytes, %s)", name, out["uri"], out["files"],
+                    out["size"], out["content_hash"])
+    return StepResult(committed, key.key)
+
+
+def execute_step(ex: StepExecution, body: StepBody) -> StepResult:
+    """The lifecycle every step kind shares: record the start, compute the cache key, reuse a verified entry
+    (single flight) or run ``body``, commit its outputs atomically, record the entry only on success."""
+    from airflow_mlpipe.runtime import cache, fail_fast
+    from airflow_mlpipe.runtime.snapshot import source_manifest
+
+    step = ex.step
+    begin_step(ex)
     flight: cache.SingleFlight | None = None
     work = StepWork()
     watch = fail_fast.SiblingWatch(ex)
@@ -482,34 +417,14 @@ def execute_step(ex: StepExecution, body: StepBody) -> StepResult:
         else:
             manifest, _ = source_manifest(ex.workspace, step)
             key = cache.compute_key(ex.workspace, step, manifest, upstream, ex.parameter_values)
-        if step.get("allow_reuse", True) and not ex.regenerate_outputs:
-            entry, why = cache.lookup(ex.workspace, key.key)
-            if entry is None:
-                flight = cache.SingleFlight(ex.workspace, key.key)
-                entry = flight.acquire(ex.log)
-            if entry is not None:
-                flight = None
-                return _reuse(ex, entry, key.key, started)
-            known = list(planned["changes"]) if planned else cache.explain_miss(ex.workspace, step, key)
-            reasons = ([why] if why and why not in known else []) + known
-            ex.log.info("Step %r: cache miss (key %s): %s", step["name"], key.key, "; ".join(reasons))
-        else:
-            ex.log.info("Step %r runs without reuse: %s", step["name"],
-                        "regenerate_outputs=True" if ex.regenerate_outputs else "allow_reuse=False")
+        reused, flight = reuse_or_explain(ex, key, planned)
+        if reused is not None:
+            return reused
         with watch:  # stops the body's scripts if another step fails (continue_on_step_failure=False)
             body(ex, workdir, upstream, manifest, work)
         assert work.outputs is not None, "a step body must stage its outputs"
-        committed = work.outputs.commit()
-        work.outputs = None
-        _register_outputs(ex, committed)
-        cache.record(ex.workspace, step, key, committed, ex.step_run_id, ex.pipeline_run_id)
-        store.upsert_step_run(ex.step_run_id, status="Finished", end_time=utcnow(), outputs=committed,
-                              inputs=work.inputs.record if work.inputs else {},
-                              details={"cache_key": key.key, **work.details})
-        for name, out in committed.items():
-            ex.log.info("Output %r committed: %s (%d files, %d bytes, %s)", name, out["uri"], out["files"],
-                        out["size"], out["content_hash"])
-        return StepResult(committed, key.key)
+        outputs, work.outputs = work.outputs, None
+        return commit_step(ex, key, outputs, work.inputs.record if work.inputs else {}, work.details)
     except BaseException as exc:
         if work.outputs is not None:
             work.outputs.discard()
@@ -539,7 +454,7 @@ def _python_body(ex: StepExecution, workdir: Path, upstream: dict[str, dict[str,
     snapshots.materialize(manifest, snapshot)
     work.details["git"] = git
     inputs = work.inputs = _Inputs(ex, workdir, upstream)
-    outputs = work.outputs = _Outputs(ex, workdir)
+    outputs = work.outputs = StagedOutputs(ex, workdir)
     context_file = workdir / "run_context.json"
     metrics_file = workdir / "metrics.jsonl"
     context_file.write_text(json.dumps({

@@ -23,6 +23,8 @@ DATABRICKS_TYPES = {"databricks", "databrickscompute"}
 DATAFACTORY_TYPES = {"datafactory", "datafactorycompute"}
 UNSUPPORTED_TYPES = {"adla", "adlacompute", "adlanalytics", "batch", "batchcompute", "hdinsight", "hdinsightcompute",
                      "synapse", "synapsecompute"}
+#: the key of an attach configuration that carries a token in memory only (``attach`` never stores it)
+ACCESS_TOKEN_KEY = "access_token"
 
 
 class ScaleSettings:
@@ -152,6 +154,7 @@ class ComputeTarget:
     def create(workspace: Any, name: str, provisioning_configuration: dict[str, Any] | None) -> ComputeTarget:
         """Register the target; its steps run on the Celery queue of the same name."""
         data = dict(provisioning_configuration or {"type": "AmlCompute"})
+        data.pop(ACCESS_TOKEN_KEY, None)  # secrets never go into the workspace store
         kind = data.get("type", "AmlCompute")
         check_compute_type(kind, f"ComputeTarget.create({name!r})")
         data.setdefault("created", _now())
@@ -162,7 +165,21 @@ class ComputeTarget:
 
     @staticmethod
     def attach(workspace: Any, name: str, attach_configuration: dict[str, Any]) -> ComputeTarget:
-        return ComputeTarget.create(workspace, name, attach_configuration)
+        """Register an existing target. A Databricks workspace also gets its Airflow connection (the token goes
+        there, never into the workspace store)."""
+        config = attach_configuration or {}
+        if str(config.get("type", "")).lower().replace(" ", "") not in DATABRICKS_TYPES:
+            return ComputeTarget.create(workspace, name, config)
+        from airflow_mlpipe.clients.databricks_connection import attach_databricks
+
+        record = dict(attach_databricks(workspace, name, dict(config)))
+        record.pop(ACCESS_TOKEN_KEY, None)
+        record.setdefault("type", DatabricksCompute.type)
+        record.setdefault("created", _now())
+        workspace.store.set_setting(f"compute:{name}", json.dumps(record))
+        target = ComputeTarget(workspace, name)
+        target._operation = "Creating"
+        return target
 
     @staticmethod
     def list(workspace: Any) -> dict[str, ComputeTarget]:
@@ -283,8 +300,25 @@ class AmlCompute(ComputeTarget):
                                                       self.provisioning_state, "status": self.status.serialize()}}
 
 
+class _AttachConfiguration(dict):
+    """An attach configuration whose printed form masks the token (it is passed on, never stored or shown)."""
+
+    def __repr__(self) -> str:
+        shown = {k: ("***" if k == ACCESS_TOKEN_KEY and v else v) for k, v in self.items()}
+        return repr(shown)
+
+    __str__ = __repr__
+
+
 class DatabricksCompute(ComputeTarget):
-    """v1 ``DatabricksCompute``: only a DatabricksStep may run on it (not available yet)."""
+    """v1 ``DatabricksCompute``: an Azure Databricks (or the local emulator's) workspace; only a DatabricksStep
+    runs on it.
+
+    Attaching writes an Airflow connection (id ``conn_id``, by default ``mlpipe_databricks_<name>``) that holds
+    the host and the token; the workspace store keeps only the connection id and where the workspace is. With
+    no host known (no existing connection with a host, none in the workspace config), the target is the local
+    Databricks emulator of the workspace.
+    """
 
     type = "Databricks"
 
@@ -292,14 +326,27 @@ class DatabricksCompute(ComputeTarget):
     def attach_configuration(resource_group: str | None = None, workspace_name: str | None = None,
                              resource_id: str | None = None, access_token: str = "", conn_id: str | None = None
                              ) -> dict[str, Any]:
-        if access_token:
+        """v1 arguments plus ``conn_id``; the token stays in memory until ``ComputeTarget.attach`` hands it to
+        the Airflow connection."""
+        if access_token is not None and not isinstance(access_token, str):
+            raise ComputeTargetException("DatabricksCompute.attach_configuration: access_token must be a string")
+        return _AttachConfiguration(type="Databricks", conn_id=conn_id, resource_group=resource_group,
+                                    workspace_name=workspace_name, resource_id=resource_id,
+                                    **{ACCESS_TOKEN_KEY: access_token or ""})
+
+    def import_notebook(self, local_file: str, workspace_path: str, overwrite: bool = True) -> None:
+        """Put a local notebook (Databricks ``.py`` source or ``.ipynb``) at ``workspace_path`` of the target's
+        workspace, so a pipeline file can ship its notebook. Only the local emulator's workspace is written here
+        (it works with the emulator down); a real workspace has its own tools for that."""
+        if not self._data.get("emulator"):
             raise ComputeTargetException(
-                "DatabricksCompute.attach_configuration: access_token is not accepted; the token is never stored "
-                "by airflow-mlpipe. Keep it in an Airflow connection and pass that connection's id as conn_id. "
-                "Note: DatabricksStep support is pending, so no step can run on a Databricks target yet"
-            )
-        return {"type": "Databricks", "conn_id": conn_id or "databricks_default",
-                "resource_group": resource_group, "workspace_name": workspace_name, "resource_id": resource_id}
+                f"DatabricksCompute({self.name!r}).import_notebook: the target is the Databricks workspace at "
+                f"{self._data.get('host') or 'its connection'}, not the local emulator; put {local_file!r} at "
+                f"{workspace_path!r} with the Databricks CLI (databricks workspace import {workspace_path} --file "
+                f"{local_file} --format AUTO{' --overwrite' if overwrite else ''}) or the workspace UI")
+        from airflow_mlpipe.clients.databricks_connection import import_notebook
+
+        import_notebook(self.workspace, local_file, workspace_path, overwrite)
 
 
 class DataFactoryCompute(ComputeTarget):
@@ -401,7 +448,15 @@ _STEP_KIND_FOR_TYPE = {**{t: "DatabricksStep" for t in DATABRICKS_TYPES},
 def check_step_compute(step_name: str, step_kind: str, name: str, kind: str) -> None:
     """A step whose kind cannot run on the target fails at definition time instead of running locally."""
     needed = _STEP_KIND_FOR_TYPE.get(kind.lower().replace(" ", ""))
-    if needed is None or needed == step_kind:
+    if needed == step_kind:
+        return
+    if needed is None:
+        if step_kind == "DatabricksStep":
+            raise PipelineValidationError(
+                f"Step {step_name!r}, argument 'compute_target': {name!r} is a {kind} compute target; a "
+                "DatabricksStep runs only on a Databricks target (ComputeTarget.attach(ws, name, "
+                "DatabricksCompute.attach_configuration(...)))"
+            )
         return
     pending = "" if needed in STEP_KINDS else f" (airflow-mlpipe does not provide {needed} yet)"
     raise PipelineValidationError(

@@ -62,6 +62,10 @@ class Environment:
                                conda_dependencies=CondaDependencies(), conda_dependencies_file=None)
         self.docker = _Section(enabled=False, base_image=None, base_dockerfile=None, arguments=[],
                                shm_size=None)
+        from airflow_mlpipe.sdk.databricks_libraries import DatabricksSection
+
+        #: v1 ``environment.databricks``: a DatabricksStep's libraries (and cluster) given through its runconfig
+        self.databricks = DatabricksSection()
 
     @staticmethod
     def from_pip_requirements(name: str, file_path: str, pip_version: str | None = None) -> Environment:

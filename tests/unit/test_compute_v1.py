@@ -119,17 +119,34 @@ def test_missing_target_raises_compute_target_exception(workspace, capsys):
     assert "gpu-cluster" not in workspace.compute_targets
 
 
-def test_databricks_access_token_is_refused_and_never_stored(workspace):
+@pytest.fixture
+def attached(monkeypatch):
+    """``attach_databricks`` recorded instead of reaching an Airflow (tests/integration/test_databricks_attach.py
+    covers the real one): what it receives, and a record without the token."""
+    from airflow_mlpipe.clients import databricks_connection
+
+    calls: list[dict] = []
+
+    def fake(workspace, name, config):
+        calls.append({"name": name, **config})
+        return {"type": "Databricks", "conn_id": f"mlpipe_databricks_{name}", "host": "127.0.0.1",
+                "emulator": True, "workspace_name": config.get("workspace_name")}
+
+    monkeypatch.setattr(databricks_connection, "attach_databricks", fake)
+    return calls
+
+
+def test_databricks_access_token_goes_to_the_connection_and_is_never_stored(workspace, attached):
     token = "dapi-secret-token-123"
-    with pytest.raises(ComputeTargetException, match="DatabricksStep support is pending") as info:
-        config = DatabricksCompute.attach_configuration(resource_group="rg", workspace_name="dbw",
-                                                        access_token=token)
-        ComputeTarget.attach(workspace, "databricks", config)
-    assert token not in str(info.value)
-    assert all(token not in raw for raw in workspace.store.settings_with_prefix("compute:").values())
+    config = DatabricksCompute.attach_configuration(resource_group="rg", workspace_name="dbw", access_token=token)
+    assert token not in repr(config) and token not in str(config)
+    target = ComputeTarget.attach(workspace, "databricks", config)
+    assert type(target) is DatabricksCompute
+    assert attached[0]["access_token"] == token and attached[0]["workspace_name"] == "dbw"
+    assert all(token not in raw for raw in workspace.store.settings_with_prefix("").values())
 
 
-def test_databricks_target_on_python_script_step_fails_at_definition(workspace, src):
+def test_databricks_target_on_python_script_step_fails_at_definition(workspace, src, attached):
     config = DatabricksCompute.attach_configuration(resource_group="rg", workspace_name="dbw",
                                                     conn_id="databricks_default")
     target = ComputeTarget.attach(workspace, "databricks", config)

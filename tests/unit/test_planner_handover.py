@@ -13,7 +13,7 @@ import pytest
 from airflow_mlpipe import Pipeline, PythonScriptStep
 from airflow_mlpipe.runtime import cache, snapshot
 from airflow_mlpipe.runtime.planner import plan_steps
-from airflow_mlpipe.runtime.step_runner import StepExecution, StepWork, _Outputs, execute_step
+from airflow_mlpipe.runtime.step_runner import StagedOutputs, StepExecution, StepWork, execute_step
 
 
 def _spec(workspace: Any, tmp_path: Path) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def _execution(workspace: Any, spec: dict[str, Any], planned: dict[str, Any] | N
 
 def _body(ex: StepExecution, workdir: Path, upstream: dict, manifest: dict[str, str], work: StepWork) -> None:
     assert "train.py" in manifest  # the body still gets the source manifest, from the plan
-    work.outputs = _Outputs(ex, workdir)
+    work.outputs = StagedOutputs(ex, workdir)
 
 
 @pytest.fixture

@@ -85,7 +85,7 @@ def test_rest_model_accepts_exactly_the_registered_kinds():
 
     assert StepSpecBody.model_json_schema()["properties"]["kind"]["enum"] == list(STEP_KINDS)
     with pytest.raises(ValidationError):
-        StepSpecBody(name="a", task_id="a", kind="DatabricksStep")
+        StepSpecBody(name="a", task_id="a", kind="HyperDriveStep")
 
 
 def test_step_kind_error_names_where(workspace):

@@ -8,8 +8,11 @@
   ``dbfs:/x`` and ``/x`` are DBFS paths, ``file:/x`` is a local path.
 - ``dbutils.secrets.get(scope, key)``: from the environment variable
   ``MLPIPE_DATABRICKS_SECRET_<SCOPE>_<KEY>`` (upper case, other characters as ``_``), else from
-  ``<home>/secrets.json`` (``{"scope": {"key": "value"}}``). Values read this way are shown as ``[REDACTED]``
-  in the run's output, as Databricks does.
+  ``<home>/secrets.json`` (``{"scope": {"key": "value"}}``), else, when the emulator runs with an Airflow
+  configuration (``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` in its environment, as when the embedded workspace
+  starts it), from Airflow: the Variable ``<scope>.<key>``, else the field ``key`` (``password``, ``login``,
+  ``host``, ``schema``, ``port`` or a key of the extra) of the Connection ``<scope>``, so secrets stay in
+  Airflow. Values read this way are shown as ``[REDACTED]`` in the run's output, as Databricks does.
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ class SecretStore:
         if value is None:
             value = self._file_scopes().get(scope, {}).get(key)
         if value is None:
+            value = airflow_secret(scope, key)
+        if value is None:
             raise ValueError(f"Secret does not exist with scope: {scope} and key: {key}")
         if value:
             self.handed_out.add(value)
@@ -79,6 +84,28 @@ class SecretStore:
         for value in sorted(self.handed_out, key=len, reverse=True):
             text = text.replace(value, REDACTED)
         return text
+
+
+def airflow_secret(scope: str, key: str) -> str | None:
+    """The Airflow Variable ``<scope>.<key>``, else the field ``key`` of the Airflow Connection ``<scope>``
+    (decrypted by Airflow with its Fernet key); None without an Airflow configuration or when neither exists."""
+    if not os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
+        return None
+    try:
+        from airflow.models.variable import Variable
+
+        value = Variable.get(f"{scope}.{key}", default_var=None)
+        if value is not None:
+            return str(value)
+        from airflow.models.connection import Connection
+
+        conn = Connection.get_connection_from_secrets(scope)
+    except Exception:  # noqa: BLE001 - no such variable or connection, or no reachable Airflow: not a secret
+        return None
+    fields = {"password": conn.password, "login": conn.login, "host": conn.host, "schema": conn.schema,
+              "port": conn.port, **(conn.extra_dejson or {})}
+    found = fields.get(key)
+    return None if found is None else str(found)
 
 
 class _Widgets:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from airflow_mlpipe.sdk.steps.base import PipelineStep, StepSequence
+from airflow_mlpipe.sdk.steps.databricks_step import DatabricksStep
 from airflow_mlpipe.sdk.steps.python_script_step import PythonScriptStep
 
-__all__ = ["PipelineStep", "PythonScriptStep", "StepSequence"]
+__all__ = ["DatabricksStep", "PipelineStep", "PythonScriptStep", "StepSequence"]
