@@ -3,8 +3,10 @@
 (a) Warm: a trivial notebook step (``spark.range(10).count()``, a tiny file in its output folder,
 ``dbutils.notebook.exit``) on a warm long-lived cluster (``existing_cluster_id``, ``allow_reuse=False``),
 against the same notebook run in this process on a warm SparkSession with the emulator's notebook pieces.
-Rounds are interleaved (pipeline, direct). Prints the step's in-task time (Airflow's TI start→end, which spans
-both worker phases and the deferral), the Databricks run's own duration (``runs/get`` start→end), the DAG run
+Rounds are interleaved (pipeline, direct). A deferrable step first waits up to 2 s for its run in the worker
+(``operators/databricks.INLINE_WAIT_S``), so a run this short ends without deferring; a longer one defers and
+its TI start→end spans both worker phases and the deferral. Prints the step's in-task time (Airflow's TI
+start→end), the Databricks run's own duration (``runs/get`` start→end), the DAG run
 (queued→end) and the direct run, the added overhead per step (target: <= 2 s) and where the time goes.
 
 (b) Cold start: a step on a new cluster (``num_workers=1``, a fresh Spark session per run) against starting a

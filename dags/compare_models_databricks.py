@@ -112,7 +112,7 @@ compareStep = PythonScriptStep(
                "--param1", pipeline_param],
     inputs=[comp_data1, comp_data2],
     outputs=[out_data3],
-    source_directory=project_folder,
+    source_directory=str(HERE / "compare_models"),  # the same compare.py as dags/compare_models_pipeline.py
 )
 
 compareModels = [extractStep, dbStep, trainStep, compareStep]

@@ -28,8 +28,12 @@ from airflow_mlpipe.runtime.step_runner import StepExecution, StepFailed, StepRe
 #: ``databricks_deferrable``, else Airflow's ``[mlpipe] databricks_deferrable``
 #: (``AIRFLOW__MLPIPE__DATABRICKS_DEFERRABLE``)
 DEFERRABLE_OPTION = ("mlpipe", "databricks_deferrable")
-#: first poll interval, growth factor and ceiling, in seconds (both the trigger and the synchronous wait)
-POLLING = (0.5, 1.5, 10.0)
+#: first poll interval, growth factor and ceiling, in seconds (both the trigger and the synchronous wait): a
+#: run's end is seen within 3 s, at one cheap ``runs/get`` every 3 s for a long run
+POLLING = (0.5, 1.5, 3.0)
+#: how long a deferrable step waits for its run in the worker before deferring, and how it polls meanwhile
+INLINE_WAIT_S = 2.0
+INLINE_POLLING = (0.1, 1.5, 0.5)
 
 
 def _deferrable(ex: StepExecution) -> bool:
@@ -90,12 +94,17 @@ class DatabricksStepOperator(MlpipeStepOperator):
 
     # ------------------------------------------------------------------ plumbing
     def _hook(self) -> Any:
-        from airflow.providers.databricks.hooks.databricks import DatabricksHook
+        """One provider hook per task process (its connection is read once); an emulator it points at that is
+        down is started first."""
+        hook = getattr(self, "_databricks_hook", None)
+        if hook is None:
+            from airflow.providers.databricks.hooks.databricks import DatabricksHook
 
-        from airflow_mlpipe.hooks.databricks_emulator import ensure_emulator
+            from airflow_mlpipe.hooks.databricks_emulator import ensure_emulator
 
-        hook = DatabricksHook(self.conn_id, retry_limit=3, retry_delay=1.0, caller=type(self).__name__)
-        ensure_emulator(hook.databricks_conn, self.log)
+            hook = DatabricksHook(self.conn_id, retry_limit=3, retry_delay=1.0, caller=type(self).__name__)
+            ensure_emulator(hook.databricks_conn, self.log)
+            self._databricks_hook = hook
         return hook
 
     def step_execution(self, context: Any) -> StepExecution:
@@ -208,33 +217,41 @@ class DatabricksStepOperator(MlpipeStepOperator):
         if record["run_page_url"]:
             self._ti.xcom_push(key=XCOM_RUN_PAGE_URL_KEY, value=record["run_page_url"])
         phase = dbr.run_phase(run)
-        self.log.info("Step %r: Databricks run %s submitted (%s): %s", ex.step["name"], run_id,
-                      "waiting in the triggerer" if self._defers else "polling", record["run_page_url"])
-        if flight is not None and self._defers and not phase.terminal:
-            flight.detach()  # the deferred task keeps the key's lock; execute_complete releases it
-        return self._wait_or_finish(ex, record, phase)
+        self.log.info("Step %r: Databricks run %s submitted: %s", ex.step["name"], run_id, record["run_page_url"])
+        return self._wait_or_finish(ex, record, phase, flight)
 
-    def _wait_or_finish(self, ex: StepExecution, record: dict[str, Any], phase: dbr.RunPhase) -> StepResult:
-        """A run that already ended is finished at once (reported as it ended); otherwise wait for it."""
-        if phase.terminal:
-            return self._finish(ex, phase)
-        if self._defers:
-            from airflow_mlpipe.triggers.databricks_run import DatabricksRunTrigger
+    def _wait_or_finish(self, ex: StepExecution, record: dict[str, Any], phase: dbr.RunPhase,
+                        flight: Any = None) -> StepResult:
+        """A run that already ended is finished at once (reported as it ended). Otherwise a deferrable step
+        first waits briefly in its worker (a short run then ends without the triggerer's pick-up and a second
+        worker process, about 2.5 s together), then defers; ``deferrable=False`` polls to the end."""
+        if not phase.terminal and self._defers:
+            phase = self._poll(record["run_id"], budget=INLINE_WAIT_S, polling=INLINE_POLLING)
+            if not phase.terminal:
+                from airflow_mlpipe.triggers.databricks_run import DatabricksRunTrigger
 
-            first, backoff, maximum = self.polling
-            self.defer(trigger=DatabricksRunTrigger(self.conn_id, record["run_id"], record.get("run_page_url"),
-                                                    first_interval=first, max_interval=maximum, backoff=backoff),
-                       method_name="execute_complete")
-        return self._finish(ex, self._poll(record["run_id"]))
+                if flight is not None:
+                    flight.detach()  # the deferred task keeps the key's lock; execute_complete releases it
+                self.log.info("Databricks run %s: %s; waiting in the triggerer", record["run_id"], phase.describe())
+                first, backoff, maximum = self.polling
+                self.defer(trigger=DatabricksRunTrigger(self.conn_id, record["run_id"], record.get("run_page_url"),
+                                                        first_interval=first, max_interval=maximum,
+                                                        backoff=backoff),
+                           method_name="execute_complete")
+        if not phase.terminal:
+            phase = self._poll(record["run_id"])
+        return self._finish(ex, phase)
 
-    def _poll(self, run_id: int) -> dbr.RunPhase:
-        """The synchronous wait (``deferrable=False``), on the trigger's schedule."""
-        first, backoff, maximum = self.polling
+    def _poll(self, run_id: int, budget: float | None = None,
+              polling: tuple[float, float, float] | None = None) -> dbr.RunPhase:
+        """Poll until the run ends (or ``budget`` seconds pass): quick polls first, then backing off."""
+        first, backoff, maximum = polling or self.polling
         hook = self._hook()
+        deadline = None if budget is None else time.monotonic() + budget
         interval, last = first, None
         while True:
             phase = dbr.run_phase(hook.get_run(run_id))
-            if phase.terminal:
+            if phase.terminal or (deadline is not None and time.monotonic() + interval > deadline):
                 return phase
             if phase != last:
                 self.log.info("Databricks run %s: %s%s", run_id, phase.describe(),

@@ -1,7 +1,8 @@
 """Waiting for a Databricks run in the triggerer: quick polls first, then backing off.
 
 The provider's own trigger (7.23) polls at a fixed 30 s, which adds up to 30 s to every short step; this one
-asks after ``first_interval`` seconds and multiplies the wait by ``backoff`` up to ``max_interval``. A
+asks after ``first_interval`` seconds and multiplies the wait by ``backoff`` up to ``max_interval`` (3 s: one
+cheap ``runs/get`` per run every 3 s at most). A
 life-cycle state it does not know keeps it waiting (the provider's ``RunState`` fails on one). The first poll
 happens at once, so a run that ended before the task deferred is reported as it ended. When a user stops the
 task while it is deferred (marks it failed or success, clears it), Airflow calls :meth:`on_kill`, which cancels
@@ -30,7 +31,7 @@ class DatabricksRunTrigger(BaseTrigger):
     state_message}``."""
 
     def __init__(self, conn_id: str, run_id: int, run_page_url: str | None = None, first_interval: float = 0.5,
-                 max_interval: float = 10.0, backoff: float = 1.5, retry_limit: int = 3,
+                 max_interval: float = 3.0, backoff: float = 1.5, retry_limit: int = 3,
                  retry_delay: float = 1.0) -> None:
         super().__init__()
         self.conn_id = conn_id

@@ -30,10 +30,10 @@ from airflow_mlpipe import (
     PythonScriptStep,
     Workspace,
 )
-from airflow_mlpipe.clients import local_airflow
 from airflow_mlpipe.clients.airflow_rest import AirflowClient
 from airflow_mlpipe.sdk.compute import ComputeTarget, DatabricksCompute
 from airflow_mlpipe.sdk.steps.databricks_step import DatabricksStep
+from tests.helpers.embedded import embedded_airflow, working_directory, write_project_config
 from tests.helpers.waiting import wait_until
 
 pytestmark = [pytest.mark.scheduler, pytest.mark.timeout(900)]
@@ -107,37 +107,29 @@ HELPER = "def count_lines(path):\n    return sum(1 for _ in open(path)) - 1\n"
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, test_data):
+    from airflow_mlpipe.clients.databricks_connection import emulator_home, emulator_status, stop_emulator
+
     root = tmp_path_factory.mktemp("dbstep")
-    (root / ".mlpipe").mkdir()
-    settings = {"AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "1", "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1"}
-    (root / ".mlpipe" / "config.json").write_text(json.dumps({"airflow": {"settings": settings}}))
-    old = os.getcwd()
-    os.chdir(root)
-    ws = Workspace.from_config()
-    info = local_airflow.start(ws, dags_folder=root / "dags", port=local_airflow._free_port())
-    try:
-        compute = ComputeTarget.attach(ws, "dbcompute", DatabricksCompute.attach_configuration(
-            resource_group="rg", workspace_name="dbws", access_token=TOKEN))
-        record = json.loads(ws.store.get_setting("compute:dbcompute"))
-        from airflow_mlpipe.clients.databricks_connection import emulator_home, emulator_status
-
-        home = emulator_home(ws)
-        url = emulator_status(ws)["url"]
-        api = Emulator(url, home)
-        api.post("2.1/clusters/start", cluster_id=WARM)
-        store = Datastore(ws, "workspaceblobstore")
-        store.upload_files([str(test_data / "titanic.csv")], target_path="data", overwrite=True,
-                           show_progress=False)
-        for path, text in (("/Shared/aggregate", AGGREGATE), ("/Shared/failing", FAILING),
-                           ("/Shared/waiting", WAITING), ("/Shared/secrets", SECRETS)):
-            api.import_notebook(path, text)
-        yield Env(root, ws, info, compute, record, api, store)
-    finally:
-        from airflow_mlpipe.clients.databricks_connection import stop_emulator
-
-        stop_emulator(ws)
-        local_airflow.stop(ws)
-        os.chdir(old)
+    write_project_config(root, {"AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "1",
+                                "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1"})
+    with working_directory(root):
+        ws = Workspace.from_config()
+        with embedded_airflow(ws, root / "dags") as info:
+            try:
+                compute = ComputeTarget.attach(ws, "dbcompute", DatabricksCompute.attach_configuration(
+                    resource_group="rg", workspace_name="dbws", access_token=TOKEN))
+                record = json.loads(ws.store.get_setting("compute:dbcompute"))
+                api = Emulator(emulator_status(ws)["url"], emulator_home(ws))
+                api.post("2.1/clusters/start", cluster_id=WARM)
+                store = Datastore(ws, "workspaceblobstore")
+                store.upload_files([str(test_data / "titanic.csv")], target_path="data", overwrite=True,
+                                   show_progress=False)
+                for path, text in (("/Shared/aggregate", AGGREGATE), ("/Shared/failing", FAILING),
+                                   ("/Shared/waiting", WAITING), ("/Shared/secrets", SECRETS)):
+                    api.import_notebook(path, text)
+                yield Env(root, ws, info, compute, record, api, store)
+            finally:
+                stop_emulator(ws)
 
 
 class Emulator:
@@ -250,7 +242,7 @@ def test_notebook_step_reads_widgets_writes_outputs_and_is_reused(env, test_data
 
     log = env.log(dag_id, run, "aggregate")
     assert "aggregating titanic.csv from age 40" in log  # the notebook's stdout, in the task log
-    assert "waiting in the triggerer" in log and "the notebook exited with '3'" in log
+    assert "the notebook exited with '3'" in log
     with env.client() as c:
         page = c.xcom(dag_id, run.id, "aggregate", key="run_page_url")
         links = c._json("GET", f"{c.API}/dags/{dag_id}/dagRuns/{run.id}/taskInstances/aggregate/links")
@@ -284,12 +276,28 @@ def test_failed_notebook_fails_the_task_with_its_error(env):
 def test_timeout_seconds_is_enforced_by_databricks(env, tmp_path):
     out = PipelineData("waited", datastore=env.store)
     step = DatabricksStep(name="slow", outputs=[out], notebook_path="/Shared/waiting", existing_cluster_id=WARM,
-                          notebook_params={"go": str(tmp_path / "never"), "seconds": "120"}, timeout_seconds=2,
+                          notebook_params={"go": str(tmp_path / "never"), "seconds": "120"}, timeout_seconds=5,
                           compute_target=env.compute, allow_reuse=False, run_name="slow timeout")
     run, _ = env.submit("dbtimeout", [step])
     assert run.wait_for_completion(show_output=False, timeout_seconds=300, raise_on_error=False) == "Failed"
     assert "TIMEDOUT" in env.step_row(run, "slow")["error"]
     assert {r["result_state"] for r in env.api.runs_named("slow timeout")} == {"TIMEDOUT"}
+
+
+def test_a_deferred_step_completes_when_its_run_ends(env, tmp_path):
+    go = tmp_path / "go"
+    out = PipelineData("waited", datastore=env.store)
+    step = DatabricksStep(name="wait", outputs=[out], notebook_path="/Shared/waiting", existing_cluster_id=WARM,
+                          notebook_params={"go": str(go), "seconds": "300"}, compute_target=env.compute,
+                          allow_reuse=False, run_name="deferred then done")
+    run, dag_id = env.submit("dbdeferred", [step])
+    wait_until(lambda: env.ti(dag_id, run, "wait")["state"] == "deferred", "the task to defer", timeout=180)
+    go.write_text("")
+    assert run.wait_for_completion(show_output=False, timeout_seconds=300, raise_on_error=False) == "Finished"
+    assert (env.output_dir(run, "wait", "waited") / "done.txt").read_text() == "finished"
+    log = env.log(dag_id, run, "wait")
+    assert "waiting in the triggerer" in log and f"waited for {go}" in log and "Output 'waited' committed" in log
+    assert [r["result_state"] for r in env.api.runs_named("deferred then done")] == ["SUCCESS"]
 
 
 def test_stopping_a_deferred_task_cancels_its_run(env, tmp_path):
