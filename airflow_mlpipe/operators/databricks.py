@@ -100,10 +100,12 @@ class DatabricksStepOperator(MlpipeStepOperator):
         if hook is None:
             from airflow.providers.databricks.hooks.databricks import DatabricksHook
 
+            from airflow_mlpipe.hooks.databricks_cancel import prepare_cancel
             from airflow_mlpipe.hooks.databricks_emulator import ensure_emulator
 
             hook = DatabricksHook(self.conn_id, retry_limit=3, retry_delay=1.0, caller=type(self).__name__)
             ensure_emulator(hook.databricks_conn, self.log)
+            self._cancel = prepare_cancel(hook)
             self._databricks_hook = hook
         return hook
 
@@ -299,11 +301,18 @@ class DatabricksStepOperator(MlpipeStepOperator):
             self.log.info("Run page: %s", record["run_page_url"])
 
     def on_kill(self) -> None:
-        """The task is stopped while it polls: cancel the run (a deferred task's trigger does it there)."""
+        """The task is stopped while it polls: cancel the run (a deferred task's trigger does it there). Runs in
+        the SIGTERM handler, so it uses the request prepared with the hook (see ``hooks/databricks_cancel``)."""
         self._killed = True
-        if self._run_id is not None:
-            self.log.info("on_kill: cancelling Databricks run %s", self._run_id)
-            self._hook().cancel_run(self._run_id)
+        cancel, run_id = getattr(self, "_cancel", None), self._run_id
+        if cancel is None or run_id is None:
+            return
+        try:
+            cancel(run_id)
+        except Exception as exc:  # noqa: BLE001 - the task is going down either way: say what was left running
+            self.log.warning("on_kill: could not cancel Databricks run %s: %s", run_id, exc)
+            return
+        self.log.info("on_kill: cancelled Databricks run %s", run_id)
 
 
 def run_databricks_step(execution: StepExecution) -> StepResult:

@@ -335,6 +335,28 @@ def test_dbutils_secrets_come_from_airflow_variables_and_connections(env):
     assert "pw-from-a-connection" not in log and "tok-from-a-variable" not in log
 
 
+def test_stopping_a_polling_task_cancels_its_run(env, tmp_path):
+    """``databricks_deferrable: false``: the worker polls, and Airflow's on_kill cancels the run."""
+    config = env.root / ".mlpipe" / "config.json"
+    saved = config.read_text()
+    config.write_text(json.dumps({**json.loads(saved), "databricks_deferrable": False}))
+    out = PipelineData("waited", datastore=env.store)
+    step = DatabricksStep(name="wait", outputs=[out], notebook_path="/Shared/waiting", existing_cluster_id=WARM,
+                          notebook_params={"go": str(tmp_path / "never"), "seconds": "300"},
+                          compute_target=env.compute, allow_reuse=False, run_name="cancel a polling task")
+    try:
+        run, dag_id = env.submit("dbcancelsync", [step])
+        wait_until(lambda: (env.step_row(run, "wait").get("details") or {}).get("databricks", {}).get("run_id"),
+                   "the step to submit its run", timeout=180)
+    finally:
+        config.write_text(saved)
+    with env.client() as c:
+        c.set_dag_run_state(dag_id, run.id, "failed")
+    wait_until(lambda: env.api.runs_named("cancel a polling task")[-1]["result_state"] == "CANCELED",
+               "the Databricks run to be cancelled", timeout=60)
+    assert len(env.api.runs_named("cancel a polling task")) == 1
+
+
 def _task_process(ti_id: str) -> int | None:
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
