@@ -141,6 +141,12 @@ class DatabricksStepOperator(MlpipeStepOperator):
         ex = self.step_execution(context)
         phase = dbr.RunPhase(event.get("life_cycle_state", ""), event.get("result_state", ""),
                              event.get("state_message", ""))
+        if event.get("stopped_by"):  # the trigger saw another step's final failure and cancelled the run
+            from airflow_mlpipe.runtime.fail_fast import stopping_failure
+
+            failed = stopping_failure(ex) or {"step_name": event["stopped_by"]}
+            record = dbr.current_record(ex) or {}
+            return self.guarded(context, ex, lambda: self._recorded(ex, lambda: self._stopped(ex, record, failed)))
         return self.guarded(context, ex, lambda: self._recorded(ex, lambda: self._finish(ex, phase)))
 
     def _start(self, ex: StepExecution) -> StepResult:
@@ -228,7 +234,7 @@ class DatabricksStepOperator(MlpipeStepOperator):
         first waits briefly in its worker (a short run then ends without the triggerer's pick-up and a second
         worker process, about 2.5 s together), then defers; ``deferrable=False`` polls to the end."""
         if not phase.terminal and self._defers:
-            phase = self._poll(record["run_id"], budget=INLINE_WAIT_S, polling=INLINE_POLLING)
+            phase = self._poll(ex, record, budget=INLINE_WAIT_S, polling=INLINE_POLLING)
             if not phase.terminal:
                 from airflow_mlpipe.triggers.databricks_run import DatabricksRunTrigger
 
@@ -236,21 +242,41 @@ class DatabricksStepOperator(MlpipeStepOperator):
                     flight.detach()  # the deferred task keeps the key's lock; execute_complete releases it
                 self.log.info("Databricks run %s: %s; waiting in the triggerer", record["run_id"], phase.describe())
                 first, backoff, maximum = self.polling
+                stop_check = None if ex.continue_on_step_failure else {
+                    "workspace": ex.workspace.to_ref(), "pipeline_run_id": ex.pipeline_run_id,
+                    "task_id": ex.step["task_id"], "clear_number": ex.clear_number}
                 self.defer(trigger=DatabricksRunTrigger(self.conn_id, record["run_id"], record.get("run_page_url"),
                                                         first_interval=first, max_interval=maximum,
-                                                        backoff=backoff),
+                                                        backoff=backoff, stop_check=stop_check),
                            method_name="execute_complete")
         if not phase.terminal:
-            phase = self._poll(record["run_id"])
+            phase = self._poll(ex, record)
         return self._finish(ex, phase)
 
-    def _poll(self, run_id: int, budget: float | None = None,
+    def _stopped(self, ex: StepExecution, record: dict[str, Any], failed: dict[str, Any]) -> None:
+        """Another step's final failure stops the run (``continue_on_step_failure=False``): this step's run
+        was cancelled, its staged outputs go, and it ends Canceled."""
+        from airflow_mlpipe.runtime import cache
+        from airflow_mlpipe.runtime.fail_fast import StoppedBy
+
+        self.log.warning("Step %r: Databricks run %s cancelled: %s", ex.step["name"], record.get("run_id"),
+                         StoppedBy(failed))
+        if "attempt" in record:
+            dbr.staged_outputs(ex, record["attempt"]).discard()
+        if record.get("flight_owner"):
+            cache.release_lock(ex.workspace, record["key"], record["flight_owner"])
+        raise StoppedBy(failed)
+
+    def _poll(self, ex: StepExecution, record: dict[str, Any], budget: float | None = None,
               polling: tuple[float, float, float] | None = None) -> dbr.RunPhase:
-        """Poll until the run ends (or ``budget`` seconds pass): quick polls first, then backing off."""
+        """Poll until the run ends (or ``budget`` seconds pass): quick polls first, then backing off. At most
+        once a second it also looks for another step's final failure that stops the run, and then cancels."""
+        from airflow_mlpipe.runtime import fail_fast
+
         first, backoff, maximum = polling or self.polling
-        hook = self._hook()
+        hook, run_id = self._hook(), record["run_id"]
         deadline = None if budget is None else time.monotonic() + budget
-        interval, last = first, None
+        interval, last, next_check = first, None, time.monotonic()
         while True:
             phase = dbr.run_phase(hook.get_run(run_id))
             if phase.terminal or (deadline is not None and time.monotonic() + interval > deadline):
@@ -259,6 +285,13 @@ class DatabricksStepOperator(MlpipeStepOperator):
                 self.log.info("Databricks run %s: %s%s", run_id, phase.describe(),
                               " (a state this version does not know: still waiting)" if phase.unknown else "")
                 last = phase
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + fail_fast.POLL_INTERVAL_S
+                failed = fail_fast.stopping_failure(ex)
+                if failed is not None:
+                    hook.cancel_run(run_id)
+                    self._run_id = None
+                    self._stopped(ex, record, failed)
             time.sleep(interval)
             interval = min(maximum, interval * backoff)
 

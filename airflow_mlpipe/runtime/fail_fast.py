@@ -46,6 +46,15 @@ class RunStopped(StepFailed):
     False. Retrying cannot help; the message names the failed step."""
 
 
+class StoppedBy(StepFailed):
+    """Raised by a step that noticed, while waiting for remote work, that ``failed`` stops its run; the remote
+    work is already cancelled. :func:`record_failure` records it ``Canceled``."""
+
+    def __init__(self, failed: dict[str, Any]) -> None:
+        super().__init__(_why(failed))
+        self.failed = failed
+
+
 def _as_bool(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("true", "1", "yes")
@@ -65,11 +74,24 @@ def stopping_failure(ex: StepExecution) -> dict[str, Any] | None:
     """The failed step run that stops ``ex``'s run (None if none does, or the run continues on failure)."""
     if ex.continue_on_step_failure:
         return None
-    for row in failed_step_runs(ex.workspace.store, ex.pipeline_run_id, exclude_task_id=ex.step["task_id"]):
+    return stopping_failure_of(ex.workspace.store, ex.pipeline_run_id, ex.step["task_id"], ex.clear_number)
+
+
+def stopping_failure_of(store: Any, pipeline_run_id: str, task_id: str, clear_number: int) -> dict[str, Any] | None:
+    """:func:`stopping_failure` from plain values (a trigger waiting for a remote run has no StepExecution)."""
+    for row in failed_step_runs(store, pipeline_run_id, exclude_task_id=task_id):
         mark = (row.get("details") or {}).get(MARK)
-        if isinstance(mark, int) and not isinstance(mark, bool) and mark == ex.clear_number:
+        if isinstance(mark, int) and not isinstance(mark, bool) and mark == clear_number:
             return row
     return None
+
+
+def record_stopped(ex: StepExecution, failed: dict[str, Any]) -> RunStopped:
+    """Record a step that ``failed`` (another step's final failure) stopped while it ran: ``Canceled``; returns
+    the :class:`RunStopped` to raise."""
+    message = f"Step {ex.step['name']!r} was stopped: {_why(failed)}"
+    ex.workspace.store.upsert_step_run(ex.step_run_id, status=CANCELED, end_time=utcnow(), error=message[:4000])
+    return RunStopped(message)
 
 
 def _why(failed: dict[str, Any]) -> str:
@@ -148,9 +170,9 @@ def record_failure(ex: StepExecution, exc: BaseException, watch: SiblingWatch | 
     store = ex.workspace.store
     failed = watch.stopped_by if watch is not None else None
     if failed is not None:
-        message = f"Step {ex.step['name']!r} was stopped: {_why(failed)}"
-        store.upsert_step_run(ex.step_run_id, status=CANCELED, end_time=utcnow(), error=message[:4000])
-        return RunStopped(message)
+        return record_stopped(ex, failed)
+    if isinstance(exc, StoppedBy):
+        return record_stopped(ex, exc.failed)
     if not ex.continue_on_step_failure and ex.last_try and not isinstance(exc, RunStopped):
         store.merge_step_run_details(ex.step_run_id, **{MARK: ex.clear_number})
     store.upsert_step_run(ex.step_run_id, status="Failed", end_time=utcnow(), error=str(exc)[:4000])

@@ -12,6 +12,7 @@ the run; a trigger timeout does not, so the step also passes ``timeout_seconds``
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +21,8 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_mlpipe.runtime.databricks_runner import run_phase
 
 GET_RUN = ("GET", "2.2/jobs/runs/get")
+#: seconds between two looks for another step's failure that stops the pipeline run
+STOP_CHECK_S = 1.0
 
 
 def next_interval(current: float, backoff: float, maximum: float) -> float:
@@ -32,7 +35,7 @@ class DatabricksRunTrigger(BaseTrigger):
 
     def __init__(self, conn_id: str, run_id: int, run_page_url: str | None = None, first_interval: float = 0.5,
                  max_interval: float = 3.0, backoff: float = 1.5, retry_limit: int = 3,
-                 retry_delay: float = 1.0) -> None:
+                 retry_delay: float = 1.0, stop_check: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.conn_id = conn_id
         self.run_id = int(run_id)
@@ -42,12 +45,16 @@ class DatabricksRunTrigger(BaseTrigger):
         self.backoff = float(backoff)
         self.retry_limit = int(retry_limit)
         self.retry_delay = float(retry_delay)
+        #: ``{workspace, pipeline_run_id, task_id, clear_number}``: look for another step's final failure that
+        #: stops the pipeline run (``continue_on_step_failure=False``); None when the run continues on failure
+        self.stop_check = stop_check
+        self._store: Any = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (f"{type(self).__module__}.{type(self).__qualname__}", {
             "conn_id": self.conn_id, "run_id": self.run_id, "run_page_url": self.run_page_url,
             "first_interval": self.first_interval, "max_interval": self.max_interval, "backoff": self.backoff,
-            "retry_limit": self.retry_limit, "retry_delay": self.retry_delay})
+            "retry_limit": self.retry_limit, "retry_delay": self.retry_delay, "stop_check": self.stop_check})
 
     def _hook(self) -> Any:
         from airflow.providers.databricks.hooks.databricks import DatabricksHook
@@ -55,12 +62,33 @@ class DatabricksRunTrigger(BaseTrigger):
         return DatabricksHook(self.conn_id, retry_limit=self.retry_limit, retry_delay=self.retry_delay,
                               caller="DatabricksRunTrigger")
 
+    def _stopping_failure(self) -> dict[str, Any] | None:
+        from airflow_mlpipe.data.workspace_location import WorkspaceLocation
+        from airflow_mlpipe.runtime.fail_fast import stopping_failure_of
+
+        check = self.stop_check or {}
+        if self._store is None:
+            self._store = WorkspaceLocation.from_ref(check.get("workspace")).store
+        return stopping_failure_of(self._store, check["pipeline_run_id"], check["task_id"],
+                                   int(check.get("clear_number") or 0))
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self._hook()
         interval = self.first_interval
         last = None
+        next_check = time.monotonic()
         async with hook:
             while True:
+                if self.stop_check and time.monotonic() >= next_check:
+                    next_check = time.monotonic() + STOP_CHECK_S
+                    failed = await asyncio.to_thread(self._stopping_failure)
+                    if failed is not None:
+                        self.log.warning("Cancelling Databricks run %s: step %r failed and the pipeline run does "
+                                         "not continue on step failure", self.run_id, failed.get("step_name"))
+                        await asyncio.to_thread(self._hook().cancel_run, self.run_id)
+                        yield TriggerEvent({"run_id": self.run_id, "run_page_url": self.run_page_url,
+                                            "stopped_by": failed.get("step_name") or failed.get("task_id")})
+                        return
                 run = await hook._a_do_api_call(GET_RUN, {"run_id": self.run_id})
                 phase = run_phase(run)
                 if phase.terminal:

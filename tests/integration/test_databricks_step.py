@@ -73,6 +73,24 @@ while not os.path.exists(go) and time.time() < deadline:
 open(os.path.join(dbutils.widgets.get("waited"), "done.txt"), "w").write("finished")
 print("waited for", go)
 """
+#: says it started (a file named by a widget), then waits like WAITING
+ANNOUNCING = """\
+# Databricks notebook source
+import os, time
+open(dbutils.widgets.get("started"), "w").write("started")
+deadline = time.time() + 300
+while time.time() < deadline:
+    time.sleep(0.2)
+"""
+#: fails once the Databricks step's run has started
+FAILS_AFTER = """\
+import os, sys, time
+started = sys.argv[1]
+while not os.path.exists(started):
+    time.sleep(0.1)
+print("failing on purpose")
+sys.exit(3)
+"""
 #: reads one secret from an Airflow Variable and one from an Airflow Connection
 SECRETS = """\
 # Databricks notebook source
@@ -125,7 +143,8 @@ def env(tmp_path_factory, test_data):
                 store.upload_files([str(test_data / "titanic.csv")], target_path="data", overwrite=True,
                                    show_progress=False)
                 for path, text in (("/Shared/aggregate", AGGREGATE), ("/Shared/failing", FAILING),
-                                   ("/Shared/waiting", WAITING), ("/Shared/secrets", SECRETS)):
+                                   ("/Shared/waiting", WAITING), ("/Shared/secrets", SECRETS),
+                                   ("/Shared/announcing", ANNOUNCING)):
                     api.import_notebook(path, text)
                 yield Env(root, ws, info, compute, record, api, store)
             finally:
@@ -355,6 +374,33 @@ def test_stopping_a_polling_task_cancels_its_run(env, tmp_path):
     wait_until(lambda: env.api.runs_named("cancel a polling task")[-1]["result_state"] == "CANCELED",
                "the Databricks run to be cancelled", timeout=60)
     assert len(env.api.runs_named("cancel a polling task")) == 1
+
+
+@pytest.mark.parametrize("deferrable", [True, False])
+def test_another_steps_failure_cancels_the_run(env, tmp_path, deferrable):
+    """v1's continue_on_step_failure=False: a step that fails for good stops the pipeline run, including a
+    Databricks run in another branch, waited for in the triggerer or in the worker."""
+    config = env.root / ".mlpipe" / "config.json"
+    saved = config.read_text()
+    config.write_text(json.dumps({**json.loads(saved), "databricks_deferrable": deferrable}))
+    src, started = tmp_path / "fails", tmp_path / "started"
+    src.mkdir()
+    (src / "fails.py").write_text(FAILS_AFTER)
+    fails = PythonScriptStep("fails.py", name="fails", source_directory=str(src), arguments=[str(started)],
+                             allow_reuse=False)
+    name = f"stopped by a sibling {deferrable}"
+    wait = DatabricksStep(name="wait", outputs=[PipelineData("waited", datastore=env.store)],
+                          notebook_path="/Shared/announcing", notebook_params={"started": str(started)},
+                          existing_cluster_id=WARM, compute_target=env.compute, allow_reuse=False, run_name=name)
+    try:
+        run, dag_id = env.submit(f"dbsibling{int(deferrable)}", [fails, wait])
+        assert run.wait_for_completion(show_output=False, timeout_seconds=300, raise_on_error=False) == "Failed"
+    finally:
+        config.write_text(saved)
+    assert [r["result_state"] for r in env.api.runs_named(name)] == ["CANCELED"]
+    row = env.step_row(run, "wait")
+    assert row["status"] == "Canceled" and "step 'fails' failed" in row["error"], row
+    assert env.ti(dag_id, run, "wait")["try_number"] == 1  # stopped for good: no retry
 
 
 def _task_process(ti_id: str) -> int | None:
