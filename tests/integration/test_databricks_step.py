@@ -397,9 +397,11 @@ def test_another_steps_failure_cancels_the_run(env, tmp_path, deferrable):
         assert run.wait_for_completion(show_output=False, timeout_seconds=300, raise_on_error=False) == "Failed"
     finally:
         config.write_text(saved)
-    assert [r["result_state"] for r in env.api.runs_named(name)] == ["CANCELED"]
-    row = env.step_row(run, "wait")
-    assert row["status"] == "Canceled" and "step 'fails' failed" in row["error"], row
+    wait_until(lambda: [r["result_state"] for r in env.api.runs_named(name)] == ["CANCELED"],
+               "the Databricks run to be cancelled", timeout=60)
+    wait_until(lambda: env.step_row(run, "wait").get("status") == "Canceled", "the step to end Canceled",
+               timeout=60)
+    assert "step 'fails' failed" in env.step_row(run, "wait")["error"]
     assert env.ti(dag_id, run, "wait")["try_number"] == 1  # stopped for good: no retry
 
 
