@@ -201,9 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except Exception as exc:  # a clear one-line message for operational errors
         from airflow_mlpipe.clients.airflow_rest import AirflowAPIError
+        from airflow_mlpipe.clients.databricks_connection import EmulatorError
         from airflow_mlpipe.clients.local_airflow import LocalAirflowError
 
-        if isinstance(exc, AirflowAPIError | LocalAirflowError | TimeoutError):
+        if isinstance(exc, AirflowAPIError | LocalAirflowError | EmulatorError | TimeoutError):
             print(f"mlpipe: error: {exc}", file=sys.stderr)
             return 1
         raise

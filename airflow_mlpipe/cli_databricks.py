@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 from airflow_mlpipe.clients import databricks_connection as dbc
@@ -20,17 +19,9 @@ def _workspace() -> Any:
     return cli_workspace()
 
 
-def _fail(exc: Exception) -> int:
-    print(f"mlpipe: error: {exc}", file=sys.stderr)
-    return 1
-
-
 def _cmd_start(args: argparse.Namespace) -> int:
     ws = _workspace()
-    try:
-        info = dbc.connect_emulator(ws, conn_id=args.conn_id)
-    except dbc.EmulatorError as exc:
-        return _fail(exc)
+    info = dbc.connect_emulator(ws, conn_id=args.conn_id)
     print(f"The Databricks emulator of {ws.home} is running")
     print(f"  host:       {info['host']}")
     print(f"  port:       {info['port']}")
@@ -43,10 +34,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
 
 def _cmd_stop(args: argparse.Namespace) -> int:
     ws = _workspace()
-    try:
-        stopped = dbc.stop_emulator(ws)
-    except dbc.EmulatorError as exc:
-        return _fail(exc)
+    stopped = dbc.stop_emulator(ws)
     print(f"Stopped the Databricks emulator of {ws.home}" if stopped
           else f"The Databricks emulator of {ws.home} was not running")
     return 0
@@ -54,10 +42,7 @@ def _cmd_stop(args: argparse.Namespace) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     ws = _workspace()
-    try:
-        info = dbc.emulator_status(ws)
-    except dbc.EmulatorError as exc:
-        return _fail(exc)
+    info = dbc.emulator_status(ws)
     if args.json:
         print(json.dumps(info, indent=2))
     elif info["running"]:
@@ -72,10 +57,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_import(args: argparse.Namespace) -> int:
     ws = _workspace()
-    try:
-        obj = dbc.import_notebook(ws, args.local_notebook, args.workspace_path, overwrite=not args.no_overwrite)
-    except dbc.EmulatorError as exc:
-        return _fail(exc)
+    obj = dbc.import_notebook(ws, args.local_notebook, args.workspace_path, overwrite=not args.no_overwrite)
     print(f"Imported {args.local_notebook} as {obj.get('path', args.workspace_path)} "
           f"({obj.get('language', 'PYTHON')} {obj.get('object_type', 'NOTEBOOK')})")
     return 0

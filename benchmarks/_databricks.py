@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from _common import _parse
 
 TOKEN = "dapi-bench-token-0123456789"
 WARM = "mlpipe-bench-warm"
@@ -39,7 +40,8 @@ dbutils.notebook.exit(str(n))
 
 
 def parse_ts(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+    """``_common._parse``, with ``None`` for a missing timestamp (a task that has not started or ended)."""
+    return _parse(value) if value else None
 
 
 def seconds(start: str | None, end: str | None) -> float:

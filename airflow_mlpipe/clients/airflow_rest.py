@@ -58,8 +58,6 @@ def unreachable_timeout(value: float | str | None = None) -> float:
     except (TypeError, ValueError):
         seconds = -1.0
     if not seconds > 0:
-        from airflow_mlpipe.contract.exceptions import UserErrorException
-
         raise UserErrorException(f"{source} must be a positive number of seconds, got {value!r}")
     return seconds
 

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 from airflow_mlpipe.contract.exceptions import ComputeTargetException
 from airflow_mlpipe.data.workspace_location import WorkspaceLocation, make_private_dir
+from airflow_mlpipe.hooks.databricks_emulator import EMULATOR_HOME_EXTRA as EXTRA_EMULATOR_HOME
 
 EMULATOR_MODULE = "airflow_mlpipe.emulators.databricks"
 EMULATOR_DIRNAME = "databricks-emulator"
@@ -42,8 +43,6 @@ EMULATOR_HOST = "127.0.0.1"
 PORT_FILE = "port"
 #: the connection ``mlpipe databricks start`` writes when given no ``--conn-id``
 EMULATOR_CONN_ID = "mlpipe_databricks_emulator"
-#: the connection extra naming the emulator home (the operator starts the emulator there when it is down)
-EXTRA_EMULATOR_HOME = "mlpipe_emulator_home"
 CONFIG_HOSTS = "databricks_hosts"
 ENV_DATABRICKS_HOST = "MLPIPE_DATABRICKS_HOST"
 EMULATOR_DOWN = 3  # exit code of the emulator's ``status`` when it is not running
@@ -290,11 +289,8 @@ def connection_body(conn_id: str, url: str, token: str | None, home: str | None 
 # ---------------------------------------------------------------------------------------------- writing
 def _client(workspace: WorkspaceLocation) -> Any:
     """The workspace's Airflow REST client; the embedded Airflow is started first when it is down."""
-    from airflow_mlpipe.clients import local_airflow
     from airflow_mlpipe.clients.airflow_rest import client_for
 
-    if workspace.is_embedded and getattr(workspace, "auth", None) is not None:
-        local_airflow.ensure_running(workspace)  # client_for starts it itself only without auth=
     return client_for(workspace)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airflow_mlpipe.contract.bundle_files import BUNDLE_DIRNAME
 from airflow_mlpipe.data.workspace_location import WorkspaceLocation, make_private_dir
 
 DEFAULT_PORT = 8080
@@ -45,7 +46,7 @@ class AirflowInfo:
 
 
 def submitted_dags_folder(ws: WorkspaceLocation) -> Path:
-    folder = ws.airflow_home / "submitted"
+    folder = ws.airflow_home / BUNDLE_DIRNAME
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -24,10 +24,9 @@ def rest_base_url(ws: Any) -> str:
         return url.rstrip("/")
     if os.environ.get("AIRFLOW__API__BASE_URL"):  # inside an Airflow component
         return os.environ["AIRFLOW__API__BASE_URL"].rstrip("/")
-    from airflow_mlpipe.clients.local_airflow import last_url, status
+    from airflow_mlpipe.clients.local_airflow import last_url
 
-    info = status(ws, check_health=False)  # the URL is what matters here, not whether it answers this second
-    return info.url if info else (last_url(ws) or "http://127.0.0.1:8080")
+    return last_url(ws) or "http://127.0.0.1:8080"  # the URL is what matters here, not whether it answers
 
 
 def pipeline_submit_url(base_url: str, pipeline_id: str) -> str:

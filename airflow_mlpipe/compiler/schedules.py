@@ -16,7 +16,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow_mlpipe.contract.exceptions import UserErrorException
 from airflow_mlpipe.contract.schedule_rules import (
     TimeTrigger,
     check_combinable,
@@ -25,6 +24,7 @@ from airflow_mlpipe.contract.schedule_rules import (
     time_triggers,
     watcher_dag_id,
 )
+from airflow_mlpipe.data.datastore_location import DatastoreLocation
 from airflow_mlpipe.store import published_queries as q
 
 
@@ -97,14 +97,6 @@ def watcher_dag(workspace: Any, schedule_row: dict[str, Any], asset: Any):
     return dag
 
 
-def _datastore(workspace: Any, name: str) -> Any:
-    stores = workspace.datastores
-    found = stores.get(name) or {k.lower(): v for k, v in stores.items()}.get(name.lower())
-    if found is None:
-        raise UserErrorException(f"Datastore {name!r} of this schedule is not registered in the workspace")
-    return found
-
-
 def watch_datastore(workspace: Any, schedule_id: str) -> str:
     """Task of the watcher DAG: succeed (emitting the Asset event) when the folder changed, else skip."""
     from airflow.sdk.exceptions import AirflowSkipException
@@ -112,7 +104,7 @@ def watch_datastore(workspace: Any, schedule_id: str) -> str:
     row = q.get_schedule(workspace.store, schedule_id)
     if row is None or row["status"] != "Active":
         raise AirflowSkipException(f"schedule {schedule_id} is not active")
-    store = _datastore(workspace, row["datastore_name"])
+    store = DatastoreLocation.get(workspace, row["datastore_name"])
     current = folder_fingerprint(store.fs, store.full_path(row.get("path_on_datastore") or ""))
     key = fingerprint_setting_key(schedule_id)
     if workspace.store.get_setting(key) == current:

@@ -58,7 +58,3 @@ def step_status(record: Mapping[str, Any] | None, task_instance: Mapping[str, An
         return STEP_STATUS.get(state, UNKNOWN_STATE_STATUS)
     return recorded or NOT_STARTED
 
-
-def is_terminal(status: str | None) -> bool:
-    """Whether a v1 status is final."""
-    return status in TERMINAL

@@ -15,8 +15,6 @@ from typing import Any
 from airflow_mlpipe.contract.exceptions import UserErrorException
 
 DATASET_TYPES = ("file", "tabular")
-#: the fields that name a registered dataset rather than say what it reads
-REGISTRATION_FIELDS = ("id", "name", "version")
 
 
 def canonical_json(obj: Any) -> str:

@@ -18,7 +18,6 @@ from airflow_mlpipe.data.dataset_definition import header_mode as parse_header_m
 from airflow_mlpipe.data.dataset_files import FileListing, list_files
 from airflow_mlpipe.data.transforms import apply_table_transforms
 
-TABLE_FORMATS = ("delimited", "parquet", "json_lines")
 _ENCODINGS = {"utf8": "utf8", "utf8bom": "utf-8-sig", "iso88591": "iso-8859-1", "latin1": "latin1",
               "ascii": "ascii", "utf16": "utf-16", "utf32": "utf-32", "windows1252": "cp1252"}
 

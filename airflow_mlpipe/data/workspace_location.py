@@ -167,11 +167,6 @@ class WorkspaceLocation:
         return self._config
 
     @property
-    def default_datastore_name(self) -> str:
-        """The name of the datastore outputs and data references use when they name none."""
-        return self._default_datastore_name
-
-    @property
     def store_url(self) -> str:
         return (
             os.environ.get(ENV_STORE_URL)

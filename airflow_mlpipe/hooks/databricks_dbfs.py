@@ -200,11 +200,6 @@ def dbfs_file_hash(hook: DatabricksHook, dbfs_path: str, *, where: str = "") -> 
     return h.hexdigest()
 
 
-def read_file_hash(hook: DatabricksHook, dbfs_path: str, *, where: str = "") -> str:
-    """The name the shared design gives :func:`dbfs_file_hash`."""
-    return dbfs_file_hash(hook, dbfs_path, where=where)
-
-
 def notebook_hash(hook: DatabricksHook, workspace_path: str, *, where: str = "") -> str:
     """The blake3 hex digest of a workspace notebook's source (``workspace/export``, format SOURCE), so editing
     the notebook invalidates the step's cache; a missing notebook is a :class:`DbfsError` naming the path."""

@@ -212,7 +212,7 @@ class DatabricksStepOperator(MlpipeStepOperator):
         inputs, inputs_record = dbr.input_uris(ex, upstream)
         token = dbr.idempotency_token(ex, attempt)
         owner = flight.owner if flight is not None else None
-        record = dbr.new_record(ex, attempt, token, key, outputs, inputs_record, owner)
+        record = dbr.new_record(ex, attempt, token, key, inputs_record, owner)
         dbr.save_record(ex, record)  # before submitting: a lost worker's retry then knows the token
         body = dbr.submit_request(ex, inputs, outputs.staging_uris(), token, script_directory)
         run_id = hook.submit_run(body)
@@ -251,7 +251,7 @@ class DatabricksStepOperator(MlpipeStepOperator):
                            method_name="execute_complete")
         if not phase.terminal:
             phase = self._poll(ex, record)
-        return self._finish(ex, phase)
+        return self._finish(ex, phase, record)
 
     def _stopped(self, ex: StepExecution, record: dict[str, Any], failed: dict[str, Any]) -> None:
         """Another step's final failure stops the run (``continue_on_step_failure=False``): this step's run
@@ -259,13 +259,13 @@ class DatabricksStepOperator(MlpipeStepOperator):
         from airflow_mlpipe.runtime import cache
         from airflow_mlpipe.runtime.fail_fast import StoppedBy
 
-        self.log.warning("Step %r: Databricks run %s cancelled: %s", ex.step["name"], record.get("run_id"),
-                         StoppedBy(failed))
+        stopped = StoppedBy(failed)
+        self.log.warning("Step %r: Databricks run %s cancelled: %s", ex.step["name"], record.get("run_id"), stopped)
         if "attempt" in record:
             dbr.staged_outputs(ex, record["attempt"]).discard()
         if record.get("flight_owner"):
             cache.release_lock(ex.workspace, record["key"], record["flight_owner"])
-        raise StoppedBy(failed)
+        raise stopped
 
     def _poll(self, ex: StepExecution, record: dict[str, Any], budget: float | None = None,
               polling: tuple[float, float, float] | None = None) -> dbr.RunPhase:
@@ -293,14 +293,15 @@ class DatabricksStepOperator(MlpipeStepOperator):
                     self._run_id = None
                     self._stopped(ex, record, failed)
             time.sleep(interval)
-            interval = min(maximum, interval * backoff)
+            interval = dbr.next_interval(interval, backoff, maximum)
 
-    def _finish(self, ex: StepExecution, phase: dbr.RunPhase) -> StepResult:
-        """The run ended: its output into the task log, then commit (success) or fail with its error."""
+    def _finish(self, ex: StepExecution, phase: dbr.RunPhase, record: dict[str, Any] | None = None) -> StepResult:
+        """The run ended: its output into the task log, then commit (success) or fail with its error. ``record``
+        is read from the store when the caller does not hold it (back from the triggerer)."""
         from airflow_mlpipe.runtime import cache
         from airflow_mlpipe.runtime.step_runner import commit_step
 
-        record = dbr.current_record(ex)
+        record = record or dbr.current_record(ex)
         if record is None or record.get("run_id") is None:
             raise StepFailed(f"Step {ex.step['name']!r}: no Databricks run is recorded for this step run")
         self._run_id = None

@@ -385,12 +385,11 @@ class SingleFlight:
             except Exception:  # noqa: BLE001 - a missed heartbeat only risks a takeover
                 pass
 
-    def detach(self) -> str:
+    def detach(self) -> None:
         """Keep the lock past this process (a deferred task holds it while the triggerer waits; its liveness
-        follows the task's Airflow state): stop the heartbeat and return the owner to release it with later."""
+        follows the task's Airflow state): stop the heartbeat; :func:`release_lock` with :attr:`owner` ends it."""
         self._stop.set()
         self.detached = True
-        return self.owner
 
     def release(self) -> None:
         self._stop.set()

@@ -9,14 +9,12 @@ answers here; nothing in this module talks to Databricks.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from airflow_mlpipe.contract import run_context as c
-from airflow_mlpipe.runtime.staged_outputs import StagedOutputs
-from airflow_mlpipe.runtime.step_runner import StepExecution, StepFailed
+from airflow_mlpipe.runtime.staged_outputs import StagedOutputs, run_uri
+from airflow_mlpipe.runtime.step_runner import StepExecution, StepFailed, as_arg
 
 #: the step run's ``details`` entry that records its Databricks run (see :func:`new_record`)
 RECORD = "databricks"
@@ -55,6 +53,11 @@ class RunPhase:
         return f"{text}: {self.state_message}" if self.state_message else text
 
 
+def next_interval(current: float, backoff: float, maximum: float) -> float:
+    """The wait before the next poll: growing by ``backoff`` up to ``maximum`` (trigger and worker alike)."""
+    return min(maximum, current * backoff)
+
+
 def run_phase(run: dict[str, Any]) -> RunPhase:
     state = run.get("state") or {}
     return RunPhase(str(state.get("life_cycle_state") or ""), str(state.get("result_state") or ""),
@@ -72,25 +75,14 @@ def staged_outputs(ex: StepExecution, attempt: int, fresh: bool = False) -> Stag
     """Outputs staged where the Databricks run writes them, at names fixed by the attempt: a retry that
     reattaches to the run commits what that run wrote. ``fresh`` (a new submission) first removes what earlier
     attempts of this step run staged: their runs have ended."""
-    from airflow_mlpipe.runtime.staged_outputs import partial_owner, remove_stale_partials
-
-    outputs = StagedOutputs(ex, None, remote_tag=f"c{ex.clear_number}-a{attempt}")
-    for item in outputs.items:
-        if fresh and item["store"].is_local:
-            remove_stale_partials(item["final"], partial_owner(ex))
-        elif fresh and item["store"].fs.exists(item["staging"]):
-            item["store"].fs.rm(item["staging"], recursive=True)
-        if item["store"].is_local:
-            os.makedirs(item["staging"], exist_ok=True)  # a notebook may write files into it straight away
-    return outputs
+    return StagedOutputs(ex, None, remote_tag=f"c{ex.clear_number}-a{attempt}", fresh=fresh)
 
 
-def _data_uri(workspace: Any, datastore: str, path: str) -> tuple[str, Any]:
+def _data_uri(workspace: Any, datastore: str, path: str) -> str:
     from airflow_mlpipe.data.datastore_location import DatastoreLocation
 
     store = DatastoreLocation.get(workspace, datastore)
-    full = store.full_path(path)
-    return (full if store.is_local else f"{store.protocol}://{full}"), store
+    return run_uri(store, store.full_path(path))
 
 
 def input_uris(ex: StepExecution, upstream: dict[str, dict[str, Any]]) -> tuple[dict[str, str], dict[str, Any]]:
@@ -103,13 +95,13 @@ def input_uris(ex: StepExecution, upstream: dict[str, dict[str, Any]]) -> tuple[
         name, kind = inp["name"], inp["kind"]
         if kind == "pipeline_data":
             value = upstream[name]
-            uris[name], _ = _data_uri(ex.workspace, value["datastore"], value["path"])
+            uris[name] = _data_uri(ex.workspace, value["datastore"], value["path"])
             record[name] = {"kind": kind, "content_hash": value.get("content_hash"), "uri": value.get("uri"),
                             "producer_run_id": value.get("producer_run_id")}
         elif kind in ("data_reference", "datapath_parameter"):
             ref = inp if kind == "data_reference" else ex.parameter_values[inp["parameter"]]
             datastore, path = ref.get("datastore") or default, ref.get("path") or ""
-            uris[name], _ = _data_uri(ex.workspace, datastore, path)
+            uris[name] = _data_uri(ex.workspace, datastore, path)
             record[name] = {"kind": kind, "datastore": datastore, "path": path}
         elif kind in ("dataset", "dataset_parameter"):
             definition = inp.get("dataset") if kind == "dataset" else ex.parameter_values[inp["parameter"]]
@@ -117,7 +109,7 @@ def input_uris(ex: StepExecution, upstream: dict[str, dict[str, Any]]) -> tuple[
             if len(paths) != 1 or "datastore" not in paths[0]:
                 raise StepFailed(f"Step {ex.step['name']!r}: input {name!r} is a dataset of {len(paths)} "
                                  "locations; a DatabricksStep reads a dataset that names one datastore path")
-            uris[name], _ = _data_uri(ex.workspace, paths[0]["datastore"], paths[0].get("path") or "")
+            uris[name] = _data_uri(ex.workspace, paths[0]["datastore"], paths[0].get("path") or "")
             record[name] = {"kind": "dataset", "dataset_id": definition.get("id"), "name": definition.get("name"),
                             "version": definition.get("version")}
         else:
@@ -130,8 +122,7 @@ def token_value(ex: StepExecution, token: dict[str, Any]) -> str:
     if "literal" in token:
         return str(token["literal"])
     if "parameter" in token:
-        value = ex.parameter_values[token["parameter"]]
-        return json.dumps(value) if isinstance(value, dict | list) else str(value)
+        return as_arg(ex.parameter_values[token["parameter"]])
     raise StepFailed(f"Step {ex.step['name']!r}: unknown parameter token {token!r}")
 
 
@@ -195,13 +186,12 @@ def remote_sources(step: dict[str, Any]) -> dict[str, list[str]]:
     return {"notebooks": notebooks, "files": files}
 
 
-def new_record(ex: StepExecution, attempt: int, token: str, key: Any, outputs: StagedOutputs,
-               inputs_record: dict[str, Any], flight_owner: str | None) -> dict[str, Any]:
+def new_record(ex: StepExecution, attempt: int, token: str, key: Any, inputs_record: dict[str, Any],
+               flight_owner: str | None) -> dict[str, Any]:
     """What a later try or the deferred completion needs, kept in the step run's details before submitting (so
     a worker lost right after the submission still knows the token it used)."""
     return {"attempt": attempt, "clear_number": ex.clear_number, "token": token, "run_id": None,
             "run_page_url": None, "key": key.key, "components": key.components,
-            "staging": {item["spec"]["name"]: item["staging"] for item in outputs.items},
             "inputs": inputs_record, "flight_owner": flight_owner}
 
 

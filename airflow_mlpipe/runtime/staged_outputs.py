@@ -59,13 +59,22 @@ def remove_stale_partials(final: str, owner: str) -> list[str]:
     return stale
 
 
+def run_uri(store: Any, full_path: str) -> str:
+    """How a step that runs elsewhere names a path of ``store``: a local path as is (the local Databricks
+    emulator reads it), else ``<protocol>://<path in the store's filesystem>``."""
+    return full_path if store.is_local else f"{store.protocol}://{full_path}"
+
+
 class StagedOutputs:
     """Staging and atomic commit of a step's outputs."""
 
-    def __init__(self, ex: StepExecution, workdir: Path | None, remote_tag: str | None = None) -> None:
+    def __init__(self, ex: StepExecution, workdir: Path | None, remote_tag: str | None = None,
+                 fresh: bool = False) -> None:
         """Local datastores stage beside the final path; object stores stage in ``workdir`` (uploaded on commit),
         or, with ``remote_tag`` (a step that runs elsewhere, e.g. on Databricks, and writes there itself), beside
-        the final path on the store under a name fixed by the tag, so a retry finds what an earlier try staged."""
+        the final path on the store under a name fixed by the tag, so a retry finds what an earlier try staged;
+        ``fresh`` (a new submission) first removes what earlier attempts staged, and records the staging for
+        liveness as a local step's staging is."""
         from airflow_mlpipe.data.datastore_location import DatastoreLocation
 
         self.ex = ex
@@ -78,6 +87,12 @@ class StagedOutputs:
             # only the parent exists: a v1 script may write one file at the output path, or make a folder there
             if remote_tag is not None:
                 staging = f"{final}{PARTIAL_MARK}{partial_owner(ex)}-{remote_tag}"
+                if fresh and store.is_local:
+                    remove_stale_partials(final, partial_owner(ex))
+                elif fresh and store.fs.exists(staging):
+                    store.fs.rm(staging, recursive=True)
+                if store.is_local:  # a notebook may write files into it straight away
+                    os.makedirs(staging, exist_ok=True)
             elif store.is_local:
                 remove_stale_partials(final, partial_owner(ex))
                 staging = f"{final}{PARTIAL_MARK}{partial_owner(ex)}-t{ex.try_number}-{uuid.uuid4().hex[:6]}"
@@ -88,8 +103,8 @@ class StagedOutputs:
                 Path(staging).parent.mkdir(parents=True, exist_ok=True)
             self.items.append({"spec": out, "loc": loc, "store": store, "final": final, "staging": staging,
                                "on_store": on_store})
-        partials = [i["staging"] for i in self.items if PARTIAL_MARK in i["staging"]]
-        if partials:  # so that whoever finds this step run dead can remove them (see runtime.liveness)
+        partials = [i["staging"] for i in self.items if PARTIAL_MARK in i["staging"] and not i["on_store"]]
+        if partials and (remote_tag is None or fresh):  # whoever finds this step run dead removes them (liveness)
             ex.workspace.store.merge_step_run_details(ex.step_run_id, staging=partials)
 
     def local_paths(self) -> dict[str, str]:
@@ -97,8 +112,7 @@ class StagedOutputs:
 
     def staging_uris(self) -> dict[str, str]:
         """Where a step running elsewhere writes each output: a local path, or the store's URI of the staging."""
-        return {i["spec"]["name"]: i["staging"] if i["store"].is_local
-                else f"{i['store'].protocol}://{i['staging']}" for i in self.items}
+        return {i["spec"]["name"]: run_uri(i["store"], i["staging"]) for i in self.items}
 
     def discard(self) -> None:
         for item in self.items:

@@ -208,13 +208,14 @@ def _script_env(ex: StepExecution, inputs: _Inputs, outputs: StagedOutputs, cont
         env[c.ENV_DATASET_FILE_OUTPUTS] = ";".join(file_outputs)
     for pname, value in ex.parameter_values.items():
         if pname in ex.step.get("parameters", []):
-            env[c.PARAMETER_PREFIX + env_name(pname)] = _as_arg(value)
+            env[c.PARAMETER_PREFIX + env_name(pname)] = as_arg(value)
     for key, token in (ex.step.get("params") or {}).items():
         env[c.PARAMETER_PREFIX + key] = _token_value(ex, token, inputs, outputs)
     return env
 
 
-def _as_arg(value: Any) -> str:
+def as_arg(value: Any) -> str:
+    """A parameter value on a command line or in a widget: JSON for lists and dicts, else ``str``."""
     if isinstance(value, dict | list):
         return json.dumps(value)
     return str(value)
@@ -224,7 +225,7 @@ def _token_value(ex: StepExecution, token: dict[str, Any], inputs: _Inputs, outp
     if "literal" in token:
         return token["literal"]
     if "parameter" in token:
-        return _as_arg(ex.parameter_values[token["parameter"]])
+        return as_arg(ex.parameter_values[token["parameter"]])
     if "input" in token:
         return inputs.arg_values[token["input"]]
     if "output" in token:
@@ -355,8 +356,7 @@ def begin_step(ex: StepExecution) -> Any:
     return started
 
 
-def reuse_or_explain(ex: StepExecution, key: Any, planned: dict[str, Any] | None,
-                     single_flight: bool = True) -> tuple[StepResult | None, Any]:
+def reuse_or_explain(ex: StepExecution, key: Any, planned: dict[str, Any] | None) -> tuple[StepResult | None, Any]:
     """A verified cache entry's outputs as this step's result (None on a miss, with the reasons logged), and the
     :class:`~runtime.cache.SingleFlight` this step now holds for the key (release it when done), if any."""
     from airflow_mlpipe.runtime import cache
@@ -368,7 +368,7 @@ def reuse_or_explain(ex: StepExecution, key: Any, planned: dict[str, Any] | None
         return None, None
     entry, why = cache.lookup(ex.workspace, key.key)
     flight = None
-    if entry is None and single_flight:
+    if entry is None:
         flight = cache.SingleFlight(ex.workspace, key.key)
         entry = flight.acquire(ex.log)
     if entry is not None:  # a flight that finds an entry holds no lock

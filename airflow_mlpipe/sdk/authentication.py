@@ -360,10 +360,3 @@ class ServicePrincipalAuthentication(AbstractAuthentication):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(tenant_id={self.tenant_id!r}, service_principal_id={self.service_principal_id!r})"
 
-
-# ---------------------------------------------------------------------------------------------- SDK REST client
-def client_with_auth(ws: Any, auth: Any) -> Any:
-    """The SDK's Airflow REST client for ``ws``, logging in with ``auth`` (``Workspace(..., auth=auth)``)."""
-    from airflow_mlpipe.clients.airflow_rest import client_with_auth as rest_client_with_auth
-
-    return rest_client_with_auth(ws, auth)

@@ -154,11 +154,16 @@ class ComputeTarget:
     def create(workspace: Any, name: str, provisioning_configuration: dict[str, Any] | None) -> ComputeTarget:
         """Register the target; its steps run on the Celery queue of the same name."""
         data = dict(provisioning_configuration or {"type": "AmlCompute"})
-        data.pop(ACCESS_TOKEN_KEY, None)  # secrets never go into the workspace store
         kind = data.get("type", "AmlCompute")
         check_compute_type(kind, f"ComputeTarget.create({name!r})")
         data.setdefault("created", _now())
-        workspace.store.set_setting(f"compute:{name}", json.dumps(data))
+        return ComputeTarget._register(workspace, name, data)
+
+    @staticmethod
+    def _register(workspace: Any, name: str, record: dict[str, Any]) -> ComputeTarget:
+        """Store the target's row and hand it back as being created (``wait_for_completion`` reports it)."""
+        record = {k: v for k, v in record.items() if k != ACCESS_TOKEN_KEY}  # secrets never go into the store
+        workspace.store.set_setting(f"compute:{name}", json.dumps(record))
         target = ComputeTarget(workspace, name)
         target._operation = "Creating"
         return target
@@ -168,18 +173,12 @@ class ComputeTarget:
         """Register an existing target. A Databricks workspace also gets its Airflow connection (the token goes
         there, never into the workspace store)."""
         config = attach_configuration or {}
-        if str(config.get("type", "")).lower().replace(" ", "") not in DATABRICKS_TYPES:
+        if check_compute_type(str(config.get("type", "")), f"ComputeTarget.attach({name!r})") not in DATABRICKS_TYPES:
             return ComputeTarget.create(workspace, name, config)
         from airflow_mlpipe.clients.databricks_connection import attach_databricks
 
-        record = dict(attach_databricks(workspace, name, dict(config)))
-        record.pop(ACCESS_TOKEN_KEY, None)
-        record.setdefault("type", DatabricksCompute.type)
-        record.setdefault("created", _now())
-        workspace.store.set_setting(f"compute:{name}", json.dumps(record))
-        target = ComputeTarget(workspace, name)
-        target._operation = "Creating"
-        return target
+        # a complete row (type, created, host, conn_id): see store_record
+        return ComputeTarget._register(workspace, name, attach_databricks(workspace, name, dict(config)))
 
     @staticmethod
     def list(workspace: Any) -> dict[str, ComputeTarget]:

@@ -41,27 +41,6 @@ from airflow_mlpipe.sdk.run_values import json_artifact, list_value, scalar_valu
 _CONTEXT_CACHE: dict[str, Any] = {}
 
 
-def _make_experiment(workspace: Any, name: str) -> Any:
-    try:
-        from airflow_mlpipe.sdk.experiment import Experiment
-    except ModuleNotFoundError as exc:
-        if exc.name != "airflow_mlpipe.sdk.experiment":
-            raise
-        return _ExperimentRef(workspace, name)
-    return Experiment(workspace, name)
-
-
-class _ExperimentRef:
-    """Stand-in for ``Experiment`` until ``airflow_mlpipe.sdk.experiment`` exists: a name in a workspace."""
-
-    def __init__(self, workspace: Any, name: str) -> None:
-        self.workspace = workspace
-        self.name = name
-
-    def __repr__(self) -> str:
-        return f"Experiment(Name: {self.name}, Workspace: {getattr(self.workspace, 'name', '?')})"
-
-
 # ---------------------------------------------------------------------------------------------- Run
 class Run(RunFiles, StepDatasets):
     """A run: a step run in a pipeline, a pipeline run (subclass ``PipelineRun``), or a plain run.
@@ -166,7 +145,9 @@ class Run(RunFiles, StepDatasets):
     @property
     def experiment(self) -> Any:
         if self._experiment is None:
-            self._experiment = _make_experiment(self._get_workspace(), self._experiment_name or "default")
+            from airflow_mlpipe.sdk.experiment import Experiment
+
+            self._experiment = Experiment(self._get_workspace(), self._experiment_name or "default")
         return self._experiment
 
     @property

@@ -18,15 +18,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_mlpipe.runtime.databricks_runner import run_phase
-
-GET_RUN = ("GET", "2.2/jobs/runs/get")
-#: seconds between two looks for another step's failure that stops the pipeline run
-STOP_CHECK_S = 1.0
-
-
-def next_interval(current: float, backoff: float, maximum: float) -> float:
-    return min(maximum, current * backoff)
+from airflow_mlpipe.runtime.databricks_runner import next_interval, run_phase
+from airflow_mlpipe.runtime.fail_fast import POLL_INTERVAL_S
 
 
 class DatabricksRunTrigger(BaseTrigger):
@@ -80,7 +73,7 @@ class DatabricksRunTrigger(BaseTrigger):
         async with hook:
             while True:
                 if self.stop_check and time.monotonic() >= next_check:
-                    next_check = time.monotonic() + STOP_CHECK_S
+                    next_check = time.monotonic() + POLL_INTERVAL_S
                     failed = await asyncio.to_thread(self._stopping_failure)
                     if failed is not None:
                         self.log.warning("Cancelling Databricks run %s: step %r failed and the pipeline run does "
@@ -89,7 +82,7 @@ class DatabricksRunTrigger(BaseTrigger):
                         yield TriggerEvent({"run_id": self.run_id, "run_page_url": self.run_page_url,
                                             "stopped_by": failed.get("step_name") or failed.get("task_id")})
                         return
-                run = await hook._a_do_api_call(GET_RUN, {"run_id": self.run_id})
+                run = await hook.a_get_run(self.run_id)
                 phase = run_phase(run)
                 if phase.terminal:
                     yield TriggerEvent({"run_id": self.run_id,

@@ -9,7 +9,6 @@ final failure counts. With v1's default (False) the run stops at that failure: `
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -23,9 +22,9 @@ from airflow_mlpipe import (
     RunConfiguration,
     Workspace,
 )
-from airflow_mlpipe.clients import local_airflow
 from airflow_mlpipe.clients.airflow_rest import AirflowClient
 from airflow_mlpipe.runtime.processes import pid_alive
+from tests.helpers.embedded import embedded_airflow, working_directory, write_project_config
 from tests.helpers.waiting import wait_for_file, wait_until
 
 pytestmark = [pytest.mark.scheduler, pytest.mark.timeout(600)]
@@ -76,18 +75,12 @@ mark(name + "_done")
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory):
     root = tmp_path_factory.mktemp("cosf")
-    (root / ".mlpipe").mkdir()
-    settings = {"AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "1", "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1"}
-    (root / ".mlpipe" / "config.json").write_text(json.dumps({"airflow": {"settings": settings}}))
-    old = os.getcwd()
-    os.chdir(root)
-    ws = Workspace.from_config()
-    info = local_airflow.start(ws, dags_folder=root / "dags", port=local_airflow._free_port())
-    try:
-        yield root, ws, info
-    finally:
-        local_airflow.stop(ws)
-        os.chdir(old)
+    write_project_config(root, {"AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "1",
+                                "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1"})
+    with working_directory(root):
+        ws = Workspace.from_config()
+        with embedded_airflow(ws, root / "dags") as info:
+            yield root, ws, info
 
 
 class Branches:

@@ -4,10 +4,7 @@ local Databricks emulator (started as a background process; no cluster is starte
 from __future__ import annotations
 
 import base64
-import json
 import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -24,28 +21,18 @@ from airflow_mlpipe.hooks.databricks_dbfs import (
     tree_digest,
     upload_tree,
 )
+from tests.helpers.databricks import running_emulator
 
 pytestmark = pytest.mark.timeout(120)
 
-REPO = Path(__file__).resolve().parents[2]
 CONN_ID = "databricks_dbfs_hook_test"
 TOKEN = "dapi-dbfs-hook-test-token"
 
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory):
-    home = tmp_path_factory.mktemp("databricks_dbfs_emulator")
-    out = subprocess.run([sys.executable, "-m", "airflow_mlpipe.emulators.databricks", "start", "--home", str(home),
-                          "--token", TOKEN], capture_output=True, text=True, check=True, cwd=REPO)
-    info = json.loads(out.stdout)
-    os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps({
-        "conn_type": "databricks", "host": info["host"], "port": info["port"], "schema": "http",
-        "password": TOKEN})
-    info["home"] = home
-    yield info
-    os.environ.pop(f"AIRFLOW_CONN_{CONN_ID.upper()}", None)
-    subprocess.run([sys.executable, "-m", "airflow_mlpipe.emulators.databricks", "stop", "--home", str(home)],
-                   check=True, cwd=REPO, capture_output=True)
+    with running_emulator(tmp_path_factory.mktemp("databricks_dbfs_emulator"), TOKEN, CONN_ID) as info:
+        yield info
 
 
 @pytest.fixture

@@ -24,6 +24,8 @@ from airflow.providers.databricks.hooks.databricks import DatabricksHook  # noqa
 from airflow.providers.databricks.utils.databricks import extract_failed_task_errors  # noqa: E402
 
 from airflow_mlpipe.emulators.databricks import daemon  # noqa: E402
+from tests.helpers.databricks import running_emulator, set_connection
+from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -34,29 +36,17 @@ WARM = "emulator-warm-cluster"
 SECRET = "s3cr3t-value-for-the-test"
 
 
-def _set_connection(info: dict) -> None:
-    os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps({
-        "conn_type": "databricks", "host": info["host"], "port": info["port"], "schema": "http",
-        "password": TOKEN})
-
-
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory):
     home = tmp_path_factory.mktemp("databricks_emulator")
     (home / "secrets.json").write_text(json.dumps({"test-scope": {"db-password": SECRET}}))
     started = time.monotonic()
     env = {**os.environ, "MLPIPE_DATABRICKS_SECRET_TEST_SCOPE_FROM_ENV": "env-secret"}
-    out = subprocess.run([sys.executable, "-m", "airflow_mlpipe.emulators.databricks", "start", "--home", str(home),
-                          "--token", TOKEN], capture_output=True, text=True, check=True, cwd=REPO, env=env)
-    info = json.loads(out.stdout)
-    print(f"\nemulator up in {time.monotonic() - started:.1f} s at {info['url']}")
-    _set_connection(info)
-    requests.post(f"{info['url']}/api/2.1/clusters/start", json={"cluster_id": WARM},
-                  headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).raise_for_status()
-    info["home"] = home
-    yield info
-    subprocess.run([sys.executable, "-m", "airflow_mlpipe.emulators.databricks", "stop", "--home", str(home)],
-                   check=True, cwd=REPO, capture_output=True)
+    with running_emulator(home, TOKEN, CONN_ID, env=env) as info:
+        print(f"\nemulator up in {time.monotonic() - started:.1f} s at {info['url']}")
+        requests.post(f"{info['url']}/api/2.1/clusters/start", json={"cluster_id": WARM},
+                      headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).raise_for_status()
+        yield info
 
 
 @pytest.fixture
@@ -76,21 +66,11 @@ def import_notebook(emulator, path: str, source: str, fmt: str = "SOURCE") -> No
     assert status == 200, body
 
 
-def wait_for(predicate, what: str, timeout: float = 120.0, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def wait_terminal(hook: DatabricksHook, run_id: int, timeout: float = 180.0) -> dict:
     def finished():
         run = hook.get_run(run_id)
         return run if run["state"]["life_cycle_state"] in ("TERMINATED", "SKIPPED", "INTERNAL_ERROR") else None
-    return wait_for(finished, f"run {run_id} to end", timeout)
+    return wait_until(finished, f"run {run_id} to end", timeout)
 
 
 def notebook_task(path: str, params: dict | None = None, cluster: str = WARM, **extra) -> dict:
@@ -359,7 +339,7 @@ def test_cancel_stops_a_running_run(emulator, hook):
                                                   "spark.range(0, 2, 1, 2).foreach("
                                                   "lambda _: __import__('time').sleep(600))\n")
     run_id = hook.submit_run({"run_name": "long", "tasks": [notebook_task("/Shared/long_job")]})
-    wait_for(lambda: "working" in (hook.get_run_output(run_id).get("logs") or ""), "the job to start", 60)
+    wait_until(lambda: "working" in (hook.get_run_output(run_id).get("logs") or ""), "the job to start", 60)
     assert hook.get_run_state(run_id).life_cycle_state == "RUNNING"
     hook.cancel_run(run_id)
     run = wait_terminal(hook, run_id, timeout=60)
@@ -416,21 +396,21 @@ def test_a_run_in_flight_when_the_emulator_restarts_reports_internal_error(emula
     import psutil
 
     in_flight = hook.submit_run({"run_name": "interrupted", "tasks": [notebook_task("/Shared/sleepy")]})
-    wait_for(lambda: "sleeping" in (hook.get_run_output(in_flight).get("logs") or ""), "the run to start", 60)
+    wait_until(lambda: "sleeping" in (hook.get_run_output(in_flight).get("logs") or ""), "the run to start", 60)
     fresh = hook.submit_run({"run_name": "on a new cluster", "tasks": [{
         "task_key": "main", "new_cluster": {"spark_version": "15.4.x-scala2.12", "num_workers": 1},
         "notebook_task": {"notebook_path": "/Shared/quick"}}]})
-    new_cluster = wait_for(lambda: hook.get_run(fresh)["tasks"][0].get("cluster_instance"), "a new cluster", 30)
+    new_cluster = wait_until(lambda: hook.get_run(fresh)["tasks"][0].get("cluster_instance"), "a new cluster", 30)
     assert new_cluster["cluster_id"] != WARM
     server = psutil.Process(daemon.read_info(emulator["home"])["pid"])
     processes = [server, *server.children(recursive=True)]
     assert len(processes) >= 4  # the server, two cluster workers and the warm cluster's JVM
 
     server.kill()  # a crash: nothing is recorded on the way down
-    wait_for(lambda: not [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE],
+    wait_until(lambda: not [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE],
              "the cluster workers and their JVMs to exit with the emulator", 30)
     info = daemon.start(emulator["home"], token=TOKEN)
-    _set_connection(info)
+    set_connection(CONN_ID, info, TOKEN)
     emulator.update(url=info["url"], port=info["port"])
     restarted = DatabricksHook(databricks_conn_id=CONN_ID)
     for run_id in (in_flight, fresh):
@@ -443,7 +423,7 @@ def test_a_run_in_flight_when_the_emulator_restarts_reports_internal_error(emula
     # `stop` ends the server and every process it started
     assert restarted.submit_run({"run_name": "after restart", "tasks": [notebook_task("/Shared/quick")]})
     server = psutil.Process(daemon.read_info(emulator["home"])["pid"])
-    wait_for(lambda: len(server.children(recursive=True)) >= 2, "the warm cluster to start again", 30)
+    wait_until(lambda: len(server.children(recursive=True)) >= 2, "the warm cluster to start again", 30)
     processes = [server, *server.children(recursive=True)]
     out = subprocess.run([sys.executable, "-m", "airflow_mlpipe.emulators.databricks", "stop", "--home",
                           str(emulator["home"])], capture_output=True, text=True, check=True, cwd=REPO)

@@ -15,7 +15,7 @@ from typing import Any
 
 from airflow_mlpipe.emulators.databricks.clusters import ClusterPool
 from airflow_mlpipe.emulators.databricks.runs import RunManager
-from airflow_mlpipe.emulators.databricks.state_db import StateDb
+from airflow_mlpipe.emulators.databricks.state_db import TERMINAL_LIFE_CYCLE_STATES, StateDb, run_log_path
 from airflow_mlpipe.emulators.databricks.workspace_store import WorkspaceError
 
 TASKS_PAGE_SIZE = 100
@@ -59,7 +59,7 @@ class JobsApi:
 
     def status(self, row: dict[str, Any]) -> dict[str, Any]:
         life_cycle = row["life_cycle_state"]
-        if life_cycle in ("TERMINATED", "SKIPPED", "INTERNAL_ERROR"):
+        if life_cycle in TERMINAL_LIFE_CYCLE_STATES:
             code = row["termination_code"] or ("SKIPPED" if life_cycle == "SKIPPED" else "SUCCESS")
             if row["result_state"] == "UPSTREAM_FAILED":
                 code = "SKIPPED"
@@ -142,7 +142,7 @@ class JobsApi:
         if "notebook_task" in row["spec"] and row["notebook_result"] is not None:
             output["notebook_output"] = {"result": row["notebook_result"],
                                          "truncated": bool(row["notebook_truncated"])}
-        log_path = self.home / "runs" / str(row["run_id"]) / "output.log"
+        log_path = run_log_path(self.home, row["run_id"])
         if log_path.is_file():
             data = log_path.read_bytes()
             output["logs"] = data[-LOGS_LIMIT:].decode("utf-8", "replace")

@@ -209,10 +209,3 @@ class ClusterPool:
     def all(self) -> list[ClusterProcess]:
         with self._lock:
             return list(self._clusters.values())
-
-    def shutdown(self) -> None:
-        threads = [threading.Thread(target=c.terminate, args=("Emulator stopped", 5.0)) for c in self.all()]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(20)

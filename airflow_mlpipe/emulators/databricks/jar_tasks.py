@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_mlpipe.emulators.databricks.dbfs_paths import DbfsRoot
+from airflow_mlpipe.emulators.databricks.state_db import run_log_path
 
 TRACE_TAIL_BYTES = 20_000
 
@@ -64,7 +65,7 @@ def run_jar_task(home: Path, run_id: int, spec: dict[str, Any], inbox: queue.Que
         return {"result_state": "FAILED", "error": str(error)}
     import pyspark
 
-    log_path = home / "runs" / str(run_id) / "output.log"
+    log_path = run_log_path(home, run_id)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "SPARK_HOME": str(Path(pyspark.__file__).parent), "PYSPARK_PYTHON": sys.executable}
     env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")

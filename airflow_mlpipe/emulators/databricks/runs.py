@@ -19,7 +19,12 @@ from typing import Any
 
 from airflow_mlpipe.emulators.databricks import jar_tasks
 from airflow_mlpipe.emulators.databricks.clusters import ClusterPool, ClusterProcess
-from airflow_mlpipe.emulators.databricks.state_db import TERMINAL_LIFE_CYCLE_STATES, StateDb, now_ms
+from airflow_mlpipe.emulators.databricks.state_db import (
+    TERMINAL_LIFE_CYCLE_STATES,
+    StateDb,
+    now_ms,
+    run_log_path,
+)
 from airflow_mlpipe.emulators.databricks.workspace_store import WorkspaceError
 
 TASK_KINDS = ("notebook_task", "spark_python_task", "spark_jar_task")
@@ -266,7 +271,7 @@ class RunManager:
             if (stop := _stopped(cancel, deadline)) is not None:
                 return self._record(run_id, {"result_state": stop})
             cluster.listen(run_id, inbox)
-            log_path = self.home / "runs" / str(run_id) / "output.log"
+            log_path = run_log_path(self.home, run_id)
             self.db.update_open(run_id, life_cycle_state="RUNNING", exec_start_ms=now_ms(), state_message="")
             cluster.send({"cmd": "run", "run_id": run_id, "task": spec, "log_path": str(log_path)})
             return self._record(run_id, self._await_finish(run_id, cluster, inbox, cancel, deadline))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -91,9 +90,6 @@ class Emulator:
         if self.token and supplied != self.token:
             return 403
         return None
-
-    def shutdown(self) -> None:
-        self.pool.shutdown()
 
     def runs_page(self) -> str:
         rows = []
@@ -200,10 +196,3 @@ def make_server(home: Path, host: str = "127.0.0.1", port: int = 0,
     handler.emulator = emulator
     return server, emulator
 
-
-def serve_in_thread(home: Path, token: str | None = None) -> tuple[EmulatorHttpServer, Emulator, threading.Thread]:
-    """For embedding in a process that has its own life (tests, tools): serve on a free port in a thread."""
-    server, emulator = make_server(home, token=token)
-    thread = threading.Thread(target=server.serve_forever, daemon=True, name="databricks-emulator")
-    thread.start()
-    return server, emulator, thread

@@ -17,6 +17,11 @@ from typing import Any
 
 TERMINAL_LIFE_CYCLE_STATES = ("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
 
+
+def run_log_path(home: Path, run_id: int) -> Path:
+    """Where a run's output is logged: written by the cluster worker or spark-submit, read by ``runs/get-output``."""
+    return Path(home) / "runs" / str(run_id) / "output.log"
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (job_id INTEGER PRIMARY KEY AUTOINCREMENT, created_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -71,7 +76,8 @@ class StateDb:
             self._conn.close()
 
     def mark_in_flight_lost(self) -> list[int]:
-        """Every run not finished becomes INTERNAL_ERROR (called once when the emulator starts)."""
+        """Every run not finished becomes INTERNAL_ERROR; its ids. Called when the emulator starts (runs a crash left
+        in flight) and when it stops (runs a stop interrupts), so no run is left looking alive."""
         with self._lock:
             placeholders = ",".join("?" * len(TERMINAL_LIFE_CYCLE_STATES))
             rows = self._conn.execute(
@@ -84,11 +90,6 @@ class StateDb:
                     "termination_code='INTERNAL_ERROR', end_ms=?, error=COALESCE(error, ?) WHERE run_id=?",
                     (RESTART_MESSAGE, now_ms(), RESTART_MESSAGE, run_id))
             return ids
-
-    def run_for_token(self, token: str) -> int | None:
-        with self._lock:
-            row = self._conn.execute("SELECT run_id FROM idempotency WHERE token=?", (token,)).fetchone()
-            return row["run_id"] if row else None
 
     def create_submission(self, run_name: str, spec: dict[str, Any], tasks: list[dict[str, Any]],
                           idempotency_token: str | None) -> tuple[int, bool]:

@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from airflow_mlpipe.contract.exceptions import ComputeTargetException
 from airflow_mlpipe.sdk.compute import ComputeTarget, check_compute_type, check_step_compute
 from airflow_mlpipe.sdk.databricks_libraries import (
     CLUSTER_ARGUMENTS,
@@ -262,18 +263,18 @@ class DatabricksStep(PipelineStep):
 
     # ------------------------------------------------------------------ spec
     def _compute(self, workspace: Any) -> dict[str, Any]:
-        """The target's store record as the spec's compute (looked up now: v1 resolves names in the workspace)."""
+        """The target's store record as the spec's compute (looked up now: v1 resolves names in the workspace);
+        ``workspace`` is the pipeline's, else the target's own."""
         target = self._compute_target
         name = target.name if isinstance(target, ComputeTarget) else (target[0] if isinstance(target, tuple)
                                                                       else target)
-        if workspace is None and isinstance(target, ComputeTarget):
-            workspace = target.workspace
         record = None
-        store = getattr(workspace, "store", None)
-        if store is not None:
-            raw = store.get_setting(f"compute:{name}")
-            record = json.loads(raw) if raw is not None else None
-        if record is None and isinstance(target, ComputeTarget):
+        if getattr(workspace, "store", None) is not None:
+            try:
+                record = ComputeTarget(workspace, name)._data
+            except ComputeTargetException:  # none, or deleted
+                record = None
+        elif isinstance(target, ComputeTarget):
             record = target._data
         if record is None or record.get("type") == "deleted":
             raise self._err("compute_target", f"no compute target named {name!r} in this workspace; attach the "
@@ -290,10 +291,11 @@ class DatabricksStep(PipelineStep):
 
     def _kind_spec(self, pipeline: Any) -> dict[str, Any]:
         workspace = getattr(pipeline, "_workspace", None)
+        if workspace is None and isinstance(self._compute_target, ComputeTarget):
+            workspace = self._compute_target.workspace
         compute = self._compute(workspace)
         if not compute["emulator"]:
-            target_ws = self._compute_target.workspace if isinstance(self._compute_target, ComputeTarget) else None
-            check_remote_reachable(self, pipeline, workspace if workspace is not None else target_ws)
+            check_remote_reachable(self, pipeline, workspace)
         return {
             "compute": compute,
             "script_name": self.python_script_name,
