@@ -5,7 +5,8 @@
 On the machines we run on (Debian, root) it installs what is missing: uv (from PyPI), the locked Python
 environment (``uv sync --frozen --all-extras``), Debian's ``chromium`` (the UI browser test), ``docker-compose`` (the
 compose file check) and ``openjdk-17-jdk-headless`` (Spark and the emulator's JAR task); it starts PostgreSQL
-and Redis when they are installed but stopped. Where it cannot do a step itself it stops at once and prints the
+Redis and MariaDB when they are installed but stopped, and installs Azurite (the Azure Storage emulator) with
+npm into ``deploy/azurite/node_modules`` from its committed lock file. Where it cannot do a step itself it stops at once and prints the
 exact command to run. Then: ``uv run pytest -q`` with your arguments.
 Only the standard library is used here: this runs before any dependency is installed.
 """
@@ -29,7 +30,13 @@ SERVICES = {
     "PostgreSQL": (5432, "pg_ctlcluster --skip-systemctl-redirect {version} main start"),
     "Redis": (6379, "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' --appendonly no "
                     "--dir /var/lib/redis --logfile /var/log/redis/ci.log"),
+    "MariaDB": (3306, "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd"),
 }
+#: what provides each service's start command, and the Debian package to install when it is missing
+SERVICE_BINARIES = {"PostgreSQL": ("pg_ctlcluster", "postgresql"), "Redis": ("redis-server", "redis-server"),
+                    "MariaDB": ("mariadbd", "mariadb-server")}
+AZURITE = REPO / "deploy" / "azurite"
+
 
 
 class SetupError(SystemExit):
@@ -79,7 +86,8 @@ def _start_command(name: str, template: str) -> str | None:
     if name == "PostgreSQL":
         versions = sorted(Path(p).name for p in glob.glob("/etc/postgresql/*"))
         return template.format(version=versions[-1]) if versions and shutil.which("pg_ctlcluster") else None
-    return template if shutil.which("redis-server") else None
+    binary = SERVICE_BINARIES[name][0]
+    return template if shutil.which(binary) or os.path.exists(f"/usr/sbin/{binary}") else None
 
 
 def ensure_services() -> None:
@@ -91,7 +99,7 @@ def ensure_services() -> None:
         command = _start_command(name, template)
         if command is None:
             raise SetupError(f"{name} is not running on 127.0.0.1:{port} and is not installed",
-                             f"apt-get install -y {'postgresql' if name == 'PostgreSQL' else 'redis-server'}")
+                             f"apt-get install -y {SERVICE_BINARIES[name][1]}")
         say(f"starting {name}: {command}")
         run(command)
         deadline = time.monotonic() + 30
@@ -99,6 +107,19 @@ def ensure_services() -> None:
             if time.monotonic() > deadline:
                 raise SetupError(f"{name} did not start listening on 127.0.0.1:{port}", command)
             time.sleep(0.5)
+
+
+def ensure_azurite() -> None:
+    """Azurite from npm, pinned by ``deploy/azurite/package-lock.json`` (the Blob tests start it themselves)."""
+    if (AZURITE / "node_modules" / ".bin" / "azurite-blob").exists():
+        return
+    command = f"npm ci --no-audit --no-fund --prefix {AZURITE}"
+    if shutil.which("npm") is None:
+        raise SetupError("npm is missing (needed to install Azurite, the Azure Storage emulator)",
+                         "apt-get install -y nodejs npm")
+    say(f"installing Azurite: {command}")
+    if run(command).returncode != 0:
+        raise SetupError("installing Azurite with npm failed", command)
 
 
 def main(argv: list[str]) -> int:
@@ -109,6 +130,7 @@ def main(argv: list[str]) -> int:
         raise SetupError("uv sync failed", f"cd {REPO} && {sys.executable} -m uv sync --frozen --all-extras")
     ensure_debian_packages()
     ensure_services()
+    ensure_azurite()
     say("tests: uv run pytest -q " + " ".join(argv))
     code = run([*uv, "run", "pytest", "-q", *argv]).returncode
     return code

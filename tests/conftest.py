@@ -61,3 +61,6 @@ def run_dag(airflow_db):
         return build_dag(spec).test(run_conf=conf or {})
 
     return _run
+
+
+from tests.helpers.storage_servers import azurite, fresh_stores, moto_s3  # noqa: E402,F401 - fixtures for every test

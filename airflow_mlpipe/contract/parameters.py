@@ -20,13 +20,25 @@ def env_name(name: str) -> str:
     return re.sub(r"\W", "_", name)
 
 
+def datapath_value(where: str, value: Any) -> dict[str, Any]:
+    """A DataPath value ``{"datastore": name, "path": relative path}``; the path cannot leave its datastore."""
+    from airflow_mlpipe.contract.paths import relative_path
+
+    if not isinstance(value, dict) or not isinstance(value.get("datastore"), str | None):
+        raise UserErrorException(f"{where}: expected a DataPath (datastore and path), got {value!r}")
+    path = relative_path(value.get("path") or "", f"{where}: path", allow_empty=True)
+    return {**value, "path": path}
+
+
 def coerce_parameter(step: str | None, name: str, ptype: str, value: Any) -> Any:
     """Check a submitted value against the parameter's type; strings that parse losslessly are accepted.
 
     v1 REST sends every value as a string, so ``"20"`` is a valid int; ``True`` is never an int.
     """
     where = f"Pipeline parameter {name!r}" + (f" (step {step!r})" if step else "")
-    if ptype in ("dataset", "datapath"):
+    if ptype == "datapath":
+        return datapath_value(where, value)
+    if ptype == "dataset":
         return value
     value = _checked(where, ptype, value)
     if ptype == "bool":

@@ -118,6 +118,7 @@ def _check_step(step: dict[str, Any], where: str, uploaded: bool) -> None:
             relative_path(out["destination_path"], f"{where}: outputs[{j}] ({out['name']}).destination_path")
     for j, inp in enumerate(step.get("inputs", [])):
         _check_data_paths(inp, f"{where}: inputs[{j}]")
+    _check_data_paths(step.get("transfer") or {}, f"{where}: transfer")
 
 
 def _check_data_paths(value: Any, where: str) -> None:

@@ -52,6 +52,12 @@ STEP_KINDS: dict[str, StepKind] = {kind.name: kind for kind in (
              operator="airflow_mlpipe.operators.databricks:DatabricksStepOperator",
              runtime="airflow_mlpipe.operators.databricks:run_databricks_step",
              plannable=False),
+    # a SQL source is known only by reading it, and object sources are listed where the copy runs: in its task
+    StepKind("DataTransferStep",
+             sdk_class="airflow_mlpipe.sdk.steps.data_transfer_step:DataTransferStep",
+             operator="airflow_mlpipe.operators.data_transfer:DataTransferStepOperator",
+             runtime="airflow_mlpipe.runtime.transfer_runner:run_transfer_step",
+             plannable=False),
 )}
 
 

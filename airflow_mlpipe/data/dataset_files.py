@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_mlpipe.contract.exceptions import UserErrorException
+from airflow_mlpipe.data.commit_marker import committed_files, is_marker, visible_find
 from airflow_mlpipe.data.datastore_location import resolve_uri
 
 FORMAT_EXTENSIONS: dict[str, tuple[str, ...]] = {
@@ -69,6 +70,21 @@ def format_extensions(fmt: str, options: dict[str, Any]) -> tuple[str, ...] | No
     return tuple(e if e.startswith(".") else "." + e for e in ([ext] if isinstance(ext, str) else ext))
 
 
+def _committed_only(fs: Any, files: list[str]) -> list[str]:
+    """Glob matches minus files a transfer did not commit: each distinct parent folder's markers are checked
+    (a folder with a pending transfer raises ``IncompleteTransfer``)."""
+    allowed: dict[str, set[str] | None] = {}
+    out = []
+    for p in files:
+        parent = posixpath.dirname(p)
+        if parent not in allowed:
+            listed = committed_files(fs, parent)
+            allowed[parent] = None if listed is None else set(listed)
+        if allowed[parent] is None or p in allowed[parent]:
+            out.append(p)
+    return out
+
+
 def match_entry(workspace: Any, entry: dict[str, Any], fmt: str, options: dict[str, Any]) -> list[FileMatch]:
     """The files one path entry (``{"uri"}`` or ``{"datastore", "path"}``) stands for, sorted."""
     if "datastore" in entry and workspace is None:
@@ -85,14 +101,15 @@ def match_entry(workspace: Any, entry: dict[str, Any], fmt: str, options: dict[s
             prefix.append(part)
         base = "/".join(prefix) or "/"
         found = fs.glob(full, detail=True)
-        return [FileMatch(fs, p, base, False) for p, info in sorted(found.items()) if info.get("type") == "file"]
+        files = [p for p, info in sorted(found.items()) if info.get("type") == "file" and not is_marker(p)]
+        return [FileMatch(fs, p, base, False) for p in _committed_only(fs, files)]
     if not fs.exists(full):
         return []
     if fs.isfile(full):
         return [FileMatch(fs, full, posixpath.dirname(full) or "/", True)]
     exts = format_extensions(fmt, options)
     out = []
-    for p in sorted(fs.find(full)):
+    for p in sorted(visible_find(fs, full)):  # a folder a transfer wrote: only what it committed
         name = posixpath.basename(p)
         if fmt != "files" and name.startswith((".", "_")):
             continue

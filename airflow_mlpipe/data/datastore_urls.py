@@ -27,6 +27,11 @@ _SECRET_NAME_PARTS = ("password", "passwd", "passphrase", "secret", "token", "si
 _SECRET_NAME_WORDS = frozenset({"sig", "pwd", "sas"})
 #: option values that name an anonymous / ambient auth mode rather than carry a secret (gcsfs ``token``)
 _AUTH_MODES = frozenset({"", "anon", "google_default", "cloud", "browser", "none"})
+#: v1 ``datastore_type`` of the SQL datastores (``register_sql_database`` is ours: any SQLAlchemy URL)
+SQL_KINDS = frozenset({"AzureSqlDatabase", "AzurePostgreSql", "AzureMySql", "SqlDatabase"})
+#: the Airflow connection type of a SQLAlchemy dialect (the part of the URL scheme before ``+``)
+CONN_TYPE_BY_DIALECT = {"postgresql": "postgres", "postgres": "postgres", "mysql": "mysql", "mariadb": "mysql",
+                        "mssql": "mssql", "sqlite": "sqlite", "oracle": "oracle"}
 CONN_HINT = ("put it in an Airflow Connection and pass its id as conn_id=... (secrets never go into the "
              "workspace store, specs or logs)")
 
@@ -110,3 +115,38 @@ def kind_of(url: str) -> str:
     """The v1 ``datastore_type`` for a URL (the upper-cased protocol when it has no v1 name)."""
     protocol = protocol_of(url)
     return KIND_BY_PROTOCOL.get(protocol, protocol.upper())
+
+
+def is_sql_kind(kind: str | None) -> bool:
+    return kind in SQL_KINDS
+
+
+def split_sql_url(url: str, owner: str) -> tuple[str, str | None]:
+    """``(url without its password, the password or None)`` of a SQLAlchemy URL (a clear error when it is not one).
+
+    The error never shows the URL itself: it may hold the password.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if not isinstance(url, str) or not url:
+        raise UserErrorException(f"{owner}: url must be a SQLAlchemy URL string such as "
+                                 f"'postgresql+psycopg2://user:password@host:5432/db', got {type(url).__name__}")
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise UserErrorException(f"{owner}: url is not a SQLAlchemy URL (expected "
+                                 f"'dialect+driver://user:password@host:port/database')") from None
+    password = parsed.password
+    clean = url if password is None else parsed._replace(password=None).render_as_string(hide_password=False)
+    found = url_secret(clean)
+    if found:
+        raise UserErrorException(f"{owner}: the url must not carry credentials outside its password, but has "
+                                 f"{found}; pass the password in the user info (user:password@host), it moves "
+                                 "into the datastore's Airflow connection")
+    return clean, (str(password) if password is not None else None)
+
+
+def sql_dialect(url: str) -> str:
+    """The dialect of a SQLAlchemy URL (``postgresql`` of ``postgresql+psycopg2://…``)."""
+    return protocol_of(url).split("+", 1)[0]

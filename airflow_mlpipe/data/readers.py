@@ -196,6 +196,10 @@ def convert_column(series: Any, spec: dict[str, Any], errors: str, col: str) -> 
 
 def read_arrow(workspace: Any, source: dict[str, Any]) -> Any:
     """The rows of a tabular definition's ``source`` as one Arrow table (no conversions, no transforms)."""
+    if source.get("format") == "sql":
+        from airflow_mlpipe.data.sql_dataset import read_sql_table
+
+        return read_sql_table(workspace, source)
     listing = list_files(workspace, source)
     return read_table(listing, source["format"], source.get("options") or {})
 

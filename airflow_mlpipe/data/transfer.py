@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_mlpipe.contract.exceptions import UserErrorException
+from airflow_mlpipe.data.commit_marker import is_marker, visible_find
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
@@ -131,20 +132,21 @@ def upload(location: Any, plan: list[tuple[str, str]], overwrite: bool) -> Trans
 
 
 def list_prefix(location: Any, prefix: str | None) -> list[str]:
-    """Files whose datastore-relative name starts with ``prefix`` (a folder or a name prefix)."""
+    """Files whose datastore-relative name starts with ``prefix`` (a folder or a name prefix). Folders a
+    transfer wrote show only what it committed (markers never; a pending one raises ``IncompleteTransfer``)."""
     fs = location.fs
     if not prefix:
         base = location.root
-        return sorted(fs.find(base)) if fs.exists(base) else []
+        return sorted(visible_find(fs, base)) if fs.exists(base) else []
     full = location.full_path(prefix)
     if fs.isfile(full):
-        return [full]
+        return [] if is_marker(full) else [full]
     if fs.isdir(full):
-        return sorted(fs.find(full))
+        return sorted(visible_find(fs, full))
     parent = full.rsplit("/", 1)[0]
     if not fs.exists(parent):
         return []
-    return sorted(p for p in fs.find(parent) if p.startswith(full))
+    return sorted(p for p in visible_find(fs, parent) if p.startswith(full))
 
 
 def download(location: Any, target_path: str, prefix: str | None, overwrite: bool) -> tuple[int, int]:

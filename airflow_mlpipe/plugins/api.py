@@ -94,6 +94,24 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": {"code": code, "message": message}, "detail": message})
 
 
+def _datapath_assignments(ws: Any, assignments: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """v1 ``DataPathAssignments`` as DataPath parameter values; the datastore must exist and the path stay inside
+    it (a 400 naming the parameter otherwise)."""
+    from airflow_mlpipe.contract.parameters import datapath_value
+    from airflow_mlpipe.data.datastore_location import DatastoreLocation
+
+    values: dict[str, dict[str, Any]] = {}
+    for name, item in (assignments or {}).items():
+        where = f"DataPathAssignments[{name!r}]"
+        value = datapath_value(where, {"datastore": item.DataStoreName, "path": item.RelativePath})
+        try:
+            DatastoreLocation.get(ws, value["datastore"])
+        except UserErrorException as exc:
+            raise UserErrorException(f"{where}: {exc}") from None
+        values[name] = value
+    return values
+
+
 def step_entity(run_id: str, task_id: str, row: dict | None, ti: dict | None) -> dict[str, Any]:
     """One step of a run as ``GET runs/{id}/steps`` shows it: our store's step-run ``row`` and Airflow's task
     instance ``ti`` (either may be None); the status by the rule the SDK uses too."""
@@ -164,12 +182,13 @@ def create_app() -> FastAPI:
         from airflow_mlpipe.clients.airflow_rest import AirflowAPIError
 
         authorize_dag(user, "POST", prow["dag_id"], run=True)
-        if body.DataPathAssignments or body.DataSetDefinitionValueAssignments:
-            raise UserErrorException("DataPathAssignments and DataSetDefinitionValueAssignments are not supported "
-                                     "by airflow-mlpipe yet; pass scalar values in ParameterAssignments")
+        if body.DataSetDefinitionValueAssignments:
+            raise UserErrorException("DataSetDefinitionValueAssignments are not supported by airflow-mlpipe yet; "
+                                     "pass DataPath values in DataPathAssignments")
+        assignments = {**(body.ParameterAssignments or {}), **_datapath_assignments(ws, body.DataPathAssignments)}
         try:
             submitted = submit_published(
-                ws, prow, body.ExperimentName, body.ParameterAssignments, tags=body.tags,
+                ws, prow, body.ExperimentName, assignments, tags=body.tags,
                 description=body.Description, run_source=body.RunSource or "API",
                 continue_on_step_failure=body.ContinueRunOnStepFailure, endpoint=endpoint, client=_client(request),
                 wait_for_dag=30, parent_run_id=parent_run_id,

@@ -126,7 +126,7 @@ class PipelineSubmissionInfo(BaseModel):
         None, description="pipeline parameter values, as strings (v1 SDK) or typed JSON values",
         examples=[{"pipeline_arg": "20"}])
     DataPathAssignments: dict[StrictStr, DataPathAssignment] | None = Field(
-        None, description="values of DataPath pipeline parameters (not supported yet: a non-empty value is a 400)")
+        None, description="values of DataPath pipeline parameters: a datastore name and a path inside it")
     DataSetDefinitionValueAssignments: dict[StrictStr, dict[StrictStr, Any]] | None = None
     ScheduleId: StrictStr | None = None
     ContinueRunOnStepFailure: StrictBool | None = None

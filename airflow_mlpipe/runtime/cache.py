@@ -20,13 +20,15 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from airflow_mlpipe.contract.exceptions import UserErrorException
 from airflow_mlpipe.contract.step_kinds import step_kind
+from airflow_mlpipe.data.commit_marker import IncompleteTransfer, visible_find
 from airflow_mlpipe.runtime.fingerprints import dataset_fingerprint, hash_json, is_racy, stat_signature
 from airflow_mlpipe.runtime.processes import pid_alive
 from airflow_mlpipe.store.db import utcnow
 from airflow_mlpipe.store.tables_cache import cache_entries, cache_locks
 
-KEY_VERSION = 1
+KEY_VERSION = 2  # 2: output content hashes are Merkle tree hashes (data.hashing.tree_hash)
 #: spec fields that say where or as what a step runs, not what it computes
 _NOT_IN_KEY = {"name", "task_id", "depends_on", "source_directory", "allow_reuse", "parameters", "hash_paths"}
 LOCK_HEARTBEAT_S = 5.0
@@ -92,23 +94,36 @@ def input_hashes(workspace: Any, step: dict[str, Any], upstream: dict[str, dict[
                  parameter_values: dict[str, Any]) -> dict[str, str]:
     """Content hash of every input; ``upstream`` maps input name → the producer's output (from XCom)."""
     out: dict[str, str] = {}
-    default_ds = workspace._default_datastore_name
     for inp in step.get("inputs", []):
-        name, kind = inp["name"], inp["kind"]
-        if kind == "pipeline_data":
-            out[name] = upstream[name]["content_hash"]
-        elif kind == "dataset":
-            out[name] = dataset_fingerprint(workspace, inp["dataset"])
-        elif kind == "dataset_parameter":
-            out[name] = dataset_fingerprint(workspace, parameter_values[inp["parameter"]])
-        elif kind == "data_reference":
-            out[name] = dataset_fingerprint(workspace, _data_ref_definition(inp, default_ds))
-        elif kind == "datapath_parameter":
-            out[name] = dataset_fingerprint(workspace, _data_ref_definition(parameter_values[inp["parameter"]],
-                                                                            default_ds))
-        else:
-            out[name] = hash_json(inp)
+        try:
+            out[inp["name"]] = _input_hash(workspace, inp, upstream, parameter_values)
+        except UserErrorException:
+            raise
+        except Exception as exc:  # a store's own error (credentials, network) names neither store nor path
+            ref = parameter_values.get(inp["parameter"]) if inp.get("parameter") else inp
+            place = (f" (datastore {ref.get('datastore')!r}, path {ref.get('path')!r})"
+                     if isinstance(ref, dict) and ref.get("datastore") else "")
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserErrorException(f"Step {step.get('name')!r}: reading input {inp['name']!r}{place} failed: "
+                                     f"{reason}") from exc
     return out
+
+
+def _input_hash(workspace: Any, inp: dict[str, Any], upstream: dict[str, dict[str, Any]],
+                parameter_values: dict[str, Any]) -> str:
+    default_ds = workspace._default_datastore_name
+    kind = inp["kind"]
+    if kind == "pipeline_data":
+        return upstream[inp["name"]]["content_hash"]
+    if kind == "dataset":
+        return dataset_fingerprint(workspace, inp["dataset"])
+    if kind == "dataset_parameter":
+        return dataset_fingerprint(workspace, parameter_values[inp["parameter"]])
+    if kind == "data_reference":
+        return dataset_fingerprint(workspace, _data_ref_definition(inp, default_ds))
+    if kind == "datapath_parameter":
+        return dataset_fingerprint(workspace, _data_ref_definition(parameter_values[inp["parameter"]], default_ds))
+    return hash_json(inp)
 
 
 def compute_key(workspace: Any, step: dict[str, Any], source_manifest: dict[str, str],
@@ -143,7 +158,7 @@ def _file_signatures(store: Any, root: str) -> dict[str, list[Any]] | None:
     if not fs.exists(root):
         return None
     return {path[len(root):].lstrip("/"): [info.get("size"), _mtime_ns(info), None, None, None, _etag(info)]
-            for path, info in fs.find(root, detail=True).items()}
+            for path, info in visible_find(fs, root, detail=True).items()}
 
 
 def _stat_trusted(sig: list[Any], stamped_at_ns: int | None) -> bool:
@@ -161,6 +176,13 @@ def _check_output(workspace: Any, out: dict[str, Any]) -> tuple[str | None, dict
     from airflow_mlpipe.data.hashing import hash_tree
 
     store = DatastoreLocation.get(workspace, out["datastore"])
+    if out.get("format") == "sql_table":
+        rows = sql_table_rows(store, out["path"])
+        if rows is None:
+            return f"table {out['path']} of datastore {store.name!r} was dropped", None
+        if rows != out.get("rows"):
+            return f"table {out['path']} of datastore {store.name!r} has {rows} rows, not {out.get('rows')}", None
+        return None, None
     root = store.full_path(out["path"]).rstrip("/")
     checked_at = time.time_ns()  # before the stats: a change after this instant is never masked
     found = _file_signatures(store, root)
@@ -184,6 +206,22 @@ def _check_output(workspace: Any, out: dict[str, Any]) -> tuple[str | None, dict
     return None, None
 
 
+def sql_table_rows(store: Any, table: str) -> int | None:
+    """``SELECT COUNT(*)`` of a table a step loaded (exact, unlike the statistics), or None when it is gone."""
+    import sqlalchemy as sa
+
+    schema, _, name = table.rpartition(".")
+    engine = sa.create_engine(store.sql_url())
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table(name, schema=schema or None):
+                return None
+            return int(conn.execute(sa.select(sa.func.count()).select_from(
+                sa.table(name, schema=schema or None))).scalar_one())
+    finally:
+        engine.dispose()
+
+
 def _mtime_ns(info: dict[str, Any]) -> int | None:
     mtime = info.get("mtime") or info.get("LastModified") or info.get("last_modified")
     if mtime is None:
@@ -204,6 +242,8 @@ def output_stat(workspace: Any, out: dict[str, Any]) -> dict[str, Any]:
     from airflow_mlpipe.data.datastore_location import DatastoreLocation
 
     store = DatastoreLocation.get(workspace, out["datastore"])
+    if out.get("format") == "sql_table":  # a table loaded by a DataTransferStep: its exact row count
+        return {"manifest": {"at_ns": None, "files": []}}
     stamped_at = time.time_ns()
     found = _file_signatures(store, store.full_path(out["path"]).rstrip("/")) or {}
     return {"manifest": {"at_ns": stamped_at, "files": sorted([rel, *sig] for rel, sig in found.items())}}
@@ -219,7 +259,10 @@ def lookup(workspace: Any, key: str) -> tuple[dict[str, Any] | None, str | None]
     entry = dict(row)
     refreshed: dict[str, Any] = {}
     for name, out in (entry.get("outputs") or {}).items():
-        problem, fresh = _check_output(workspace, out)
+        try:
+            problem, fresh = _check_output(workspace, out)
+        except IncompleteTransfer as exc:  # a copy into the output's folder did not finish
+            problem, fresh = str(exc), None
         if problem:
             with store.begin() as conn:
                 conn.execute(delete(cache_entries).where(cache_entries.c.key == key))

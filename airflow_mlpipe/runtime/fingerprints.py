@@ -118,6 +118,11 @@ def dataset_fingerprint(workspace: Any, definition: dict[str, Any]) -> str:
     from airflow_mlpipe.data.dataset_definition import check_definition
     from airflow_mlpipe.data.transforms import selected_files
 
+    core = {k: v for k, v in definition.items() if k not in ("id", "name", "version", "description", "tags")}
+    if (definition.get("source") or {}).get("format") == "sql":  # known only by reading it
+        from airflow_mlpipe.data.sql_dataset import sql_result_hash
+
+        return hash_json({"definition": core, "result": sql_result_hash(workspace, definition["source"])})
     listing = selected_files(workspace, check_definition(definition), ignore_not_found=True)
     local: list[tuple[str, str]] = []
     remote: list[list[Any]] = []
@@ -126,10 +131,12 @@ def dataset_fingerprint(workspace: Any, definition: dict[str, Any]) -> str:
             local.append((m.rel, m.path))
         else:
             info = m.fs.info(m.path)
+            # an ETag is opaque (a multipart upload's is not an MD5) but changes with the content; a version id
+            # tells apart objects rewritten with the same bytes and ETag by a versioned store
             stamp = (info.get("ETag") or info.get("etag") or info.get("md5") or info.get("mtime")
                      or info.get("LastModified") or info.get("last_modified") or info.get("created"))
-            remote.append([m.rel, info.get("size"), str(stamp)])
+            version = info.get("VersionId") or info.get("version_id") or info.get("generation")
+            remote.append([m.rel, info.get("size"), str(stamp)] + ([str(version)] if version else []))
     hashes = local_file_hashes(workspace.store, [p for _, p in local]) if local else {}
-    core = {k: v for k, v in definition.items() if k not in ("id", "name", "version", "description", "tags")}
     files = sorted([[rel, hashes[p]] for rel, p in local] + remote)
     return hash_json({"definition": core, "files": files})

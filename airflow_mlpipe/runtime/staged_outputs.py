@@ -62,7 +62,7 @@ def remove_stale_partials(final: str, owner: str) -> list[str]:
 def run_uri(store: Any, full_path: str) -> str:
     """How a step that runs elsewhere names a path of ``store``: a local path as is (the local Databricks
     emulator reads it), else ``<protocol>://<path in the store's filesystem>``."""
-    return full_path if store.is_local else f"{store.protocol}://{full_path}"
+    return full_path if store.is_local else f"{store.url_protocol}://{full_path}"
 
 
 class StagedOutputs:
@@ -151,28 +151,34 @@ class StagedOutputs:
                     os.unlink(final)
                 os.makedirs(os.path.dirname(final), exist_ok=True)
                 os.replace(staging, final)
-            else:
+            else:  # uploaded in parallel, hashed on the way, published by a manifest written last
+                from fsspec.implementations.local import LocalFileSystem
+
+                from airflow_mlpipe.data.file_copy import copy
+
                 if not os.path.exists(staging):
                     os.makedirs(staging)
-                if fs.exists(final):
-                    fs.rm(final, recursive=True)
-                if os.path.isfile(staging):
-                    fs.put_file(staging, final)
-                else:
-                    for p in [p for p in Path(staging).rglob("*") if p.is_file()]:
-                        fs.put_file(str(p), f"{final}/{p.relative_to(staging).as_posix()}")
+                result = copy(LocalFileSystem(), staging, fs, final,
+                              reference_type="file" if os.path.isfile(staging) else "directory")
                 self.discard_one(staging)
+                committed[item["spec"]["name"]] = self._record(item, result.content_hash, result.bytes,
+                                                               result.files)
+                continue
             content_hash, size, count = hash_tree(fs, final) if fs.exists(final) else ("blake3:empty", 0, 0)
-            spec = item["spec"]
-            committed[spec["name"]] = {
-                "uri": store.uri(item["loc"]["path"]),
-                "datastore": item["loc"]["datastore"],
-                "path": item["loc"]["path"],
-                "content_hash": content_hash,
-                "format": spec.get("format", "files"),
-                "size": size,
-                "files": count,
-                "pipeline_output_name": spec.get("pipeline_output_name"),
-                "producer_run_id": self.ex.step_run_id,
-            }
+            committed[item["spec"]["name"]] = self._record(item, content_hash, size, count)
         return committed
+
+    def _record(self, item: dict[str, Any], content_hash: str, size: int, count: int) -> dict[str, Any]:
+        """What consumers get through XCom for one committed output."""
+        spec = item["spec"]
+        return {
+            "uri": item["store"].uri(item["loc"]["path"]),
+            "datastore": item["loc"]["datastore"],
+            "path": item["loc"]["path"],
+            "content_hash": content_hash,
+            "format": spec.get("format", "files"),
+            "size": size,
+            "files": count,
+            "pipeline_output_name": spec.get("pipeline_output_name"),
+            "producer_run_id": self.ex.step_run_id,
+        }

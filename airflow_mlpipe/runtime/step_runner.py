@@ -131,8 +131,12 @@ class _Inputs:
             return str(dest)
         if store.is_local:
             shutil.copytree(full, target, dirs_exist_ok=True)
-        else:
-            fs.get(full.rstrip("/") + "/", str(target) + "/", recursive=True)
+        else:  # streamed, in parallel, only the files a transfer's manifest publishes
+            from fsspec.implementations.local import LocalFileSystem
+
+            from airflow_mlpipe.data.file_copy import copy
+
+            copy(fs, full, LocalFileSystem(), str(target), reference_type="directory")
         return str(target)
 
     def _pipeline_data(self, inp: dict[str, Any], dataset_vars: list[str]) -> None:

@@ -217,8 +217,31 @@ class TabularDatasetFactory:
     @staticmethod
     def from_sql_query(query: Any, validate: bool = True, set_column_types: Any = None,
                        query_timeout: int = 30) -> TabularDataset:
-        raise UserErrorException("Dataset.Tabular.from_sql_query is not supported yet; export the query result to "
-                                 "Parquet on a datastore and use from_parquet_files")
+        """``query`` is ``DataPath(sql_datastore, 'SELECT …')`` or ``(sql_datastore, 'SELECT …')``; any SQL
+        datastore (v1: only MS SQL). The dataset is read by running the query; its identity is its result."""
+        from airflow_mlpipe.data.sql_dataset import sql_location, validate_query
+        from airflow_mlpipe.sdk.dataset import Dataset
+
+        if isinstance(query, DataPath):
+            store, sql = query.datastore, query.path_on_datastore
+        elif isinstance(query, tuple) and len(query) == 2:
+            store, sql = query
+        else:
+            raise UserErrorException("from_sql_query: query must be DataPath(sql_datastore, 'SELECT ...') or a "
+                                     f"(sql_datastore, 'SELECT ...') tuple, got {type(query).__name__}")
+        if not isinstance(sql, str) or not sql.strip():
+            raise UserErrorException(f"from_sql_query: the query must be a non-empty SQL string, got {sql!r}")
+        workspace = getattr(store, "workspace", None)
+        if workspace is None:
+            raise UserErrorException("from_sql_query: the datastore must be a Datastore object of a workspace")
+        options = {"datastore": store.name, "query": sql, "query_timeout": query_timeout}
+        if set_column_types:
+            options["set_column_types"] = _column_types_spec(set_column_types)
+        source = {"format": "sql", "paths": [], "options": options}
+        sql_location(workspace, source)  # a SQL datastore, or an error naming it
+        if validate:
+            validate_query(workspace, source)
+        return Dataset.from_definition(workspace, {"type": "tabular", "source": source, "transforms": []})
 
     @staticmethod
     def register_pandas_dataframe(dataframe: Any, target: Any, name: str, description: str | None = None,

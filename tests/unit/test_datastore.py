@@ -42,8 +42,8 @@ def test_bad_and_unknown_names(workspace):
 
 
 def test_register_refuses_secrets(workspace):
-    with pytest.raises(UserErrorException, match="conn_id"):
-        Datastore.register_azure_blob_container(workspace, "blob2", "c", "acct", account_key="k")
+    with pytest.raises(UserErrorException, match="account_key.*conn_id|conn_id.*account_key"):
+        Datastore.register_azure_blob_container(workspace, "blob2", "c", "acct", account_key="k", conn_id="mine")
     with pytest.raises(UserErrorException, match="credentials"):
         Datastore.register(workspace, "s3x", "s3://user:pw@bucket/x")
     store = Datastore.register_azure_blob_container(workspace, "blob2", "cont", "acct", conn_id="my_azure")

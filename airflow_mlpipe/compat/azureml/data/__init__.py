@@ -13,5 +13,6 @@ __getattr__, __dir__ = reexport(
         "DataType",
         "DataReference",
         "DatasetConsumptionConfig",
+        "SqlDataReference",
     ),
 )
