@@ -11,8 +11,16 @@ from airflow_mlpipe.contract.step_kinds import load, step_kind
 DEFAULT_TAGS = ["mlpipe"]
 
 
-def _operator_class(kind: str):
-    """The operator the step-kind registry names for ``kind``."""
+def _operator_class(kind: str, step: dict[str, Any] | None = None):
+    """The operator the step-kind registry names for ``kind``; a PythonScriptStep with a Docker image (or on a
+    Docker compute target) runs through the Docker provider instead."""
+    if step is not None and kind == "PythonScriptStep":
+        from airflow_mlpipe.runtime.docker_runner import uses_docker
+
+        if uses_docker(step):
+            from airflow_mlpipe.operators.docker_step import DockerStepOperator
+
+            return DockerStepOperator
     return load(step_kind(kind).operator)
 
 
@@ -86,7 +94,7 @@ def build_dag(spec: dict[str, Any], schedule: Any = None, run_defaults: dict[str
         for step in spec["steps"]:
             queue = (step.get("compute") or {}).get("queue")
             extra = {"queue": queue} if queue else {}
-            op = _operator_class(step["kind"])(
+            op = _operator_class(step["kind"], step)(
                 task_id=step["task_id"], step=step, pipeline=pipeline_ctx, trigger_rule="none_failed", **extra
             )
             for dep in step["depends_on"]:

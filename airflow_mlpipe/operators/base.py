@@ -39,6 +39,21 @@ def experiment_name(pipeline: dict[str, Any], context: Any, dag_id: str) -> str:
             or dag_id)
 
 
+#: whether a step whose cache key another run is computing waits in the triggerer (default) or in its worker
+#: slot: the workspace config key ``cache_wait_deferrable``, else Airflow's ``[mlpipe] cache_wait_deferrable``
+#: (``AIRFLOW__MLPIPE__CACHE_WAIT_DEFERRABLE``)
+CACHE_WAIT_OPTION = ("mlpipe", "cache_wait_deferrable")
+
+
+def cache_wait_deferrable(execution: StepExecution) -> bool:
+    from airflow.configuration import conf
+
+    configured = execution.workspace.config.get(CACHE_WAIT_OPTION[1])
+    if configured is not None:
+        return str(configured).strip().lower() not in ("0", "false", "no", "off")
+    return conf.getboolean(*CACHE_WAIT_OPTION, fallback=True)
+
+
 def task_ref(context: Any) -> Any:
     """The Airflow task instance (and try) a step runs as."""
     from airflow_mlpipe.runtime.liveness import TaskRef
@@ -104,6 +119,10 @@ class MlpipeStepOperator(BaseOperator):
     """Base of step operators; ``step`` is the step's entry of the PipelineSpec."""
 
     ui_color = "#dbeafe"
+    #: whether a wait for another run computing the same cache key defers to the triggerer: None means only when
+    #: ``run_step`` is this class's (its lifecycle is ``execute_step``, which passes the wait signal on); a
+    #: subclass whose own ``run_step`` passes :class:`~runtime.cache.WaitForFlight` on untouched sets True
+    cache_wait_defers: bool | None = None
 
     def __init__(self, *, step: dict[str, Any], pipeline: dict[str, Any], **kwargs: Any) -> None:
         kwargs.setdefault("doc_md", f"airflow-mlpipe {step['kind']} **{step['name']}**")
@@ -155,7 +174,44 @@ class MlpipeStepOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         execution = self.step_execution(context)
-        return self.guarded(context, execution, lambda: self.run_step(execution))
+        return self.guarded(context, execution, lambda: self._run_or_wait(context, execution))
+
+    def _run_or_wait(self, context: Any, execution: StepExecution) -> StepResult:
+        """Run the step; when another run computes the same cache key, defer to the triggerer until it ends
+        (no worker slot held) rather than wait here. An operator with its own ``run_step`` (DatabricksStep)
+        waits in its task unless it sets :attr:`cache_wait_defers`."""
+        from airflow_mlpipe.runtime import cache
+
+        defers = self.cache_wait_defers
+        if defers is None:
+            defers = type(self).run_step is MlpipeStepOperator.run_step
+        if not defers or not cache_wait_deferrable(execution):
+            return self.run_step(execution)
+        try:
+            with cache.wait_elsewhere():
+                return self.run_step(execution)
+        except cache.WaitForFlight as wait:
+            self._defer_for_flight(context, execution, wait)
+            raise  # not reached: defer raises
+
+    def _defer_for_flight(self, context: Any, execution: StepExecution, wait: Any) -> None:
+        from airflow_mlpipe.runtime.cache import describe_owner
+        from airflow_mlpipe.triggers.cache_flight import CacheFlightTrigger
+
+        self.log.info("Step %r: %s computes the same step (cache key %s); waiting in the triggerer (deferred, no "
+                      "worker slot held)", self.step["name"], describe_owner(wait.owner), wait.key)
+        self.defer(trigger=CacheFlightTrigger(execution.workspace.to_ref(), wait.key, wait.owner),
+                   method_name="resume_after_flight")
+
+    def resume_after_flight(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Back from the triggerer: the run we waited for committed (reuse its verified entry), released the
+        lock or died (take the lock over and run); the whole lifecycle runs again, so it may also wait again."""
+        from airflow_mlpipe.runtime.cache import describe_owner
+
+        event = event or {}
+        self.log.info("Step %r: the wait for %s ended: %s after %s s", self.step["name"],
+                      describe_owner(str(event.get("owner") or "")), event.get("status"), event.get("waited_s"))
+        return self.execute(context)
 
     def guarded(self, context: Any, execution: StepExecution, action: Any) -> dict[str, Any]:
         """Run ``action`` (a step's work, returning its :class:`StepResult`) as this Airflow task: tied to the

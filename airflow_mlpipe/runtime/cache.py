@@ -14,6 +14,8 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +37,9 @@ LOCK_HEARTBEAT_S = 5.0
 LOCK_STALE_S = 30.0
 #: how often a waiter asks Airflow whether the lock owner's task instance is still alive
 LOCK_CHECK_S = 2.0
+#: how long a step that may wait elsewhere (see :func:`wait_elsewhere`) waits in its worker first: a short
+#: owner then ends without a deferral round trip through the triggerer
+INLINE_WAIT_S = 1.0
 
 
 @dataclass
@@ -341,46 +346,112 @@ def explain_miss(workspace: Any, step: dict[str, Any], key: StepKey) -> list[str
 
 
 # ---------------------------------------------------------------------------------------------- single flight
+class WaitForFlight(BaseException):  # noqa: N818 - a signal, not an error
+    """Not a failure: another run holds the key's lock and this step waits outside its worker (the operator
+    defers to the triggerer). A BaseException, like Airflow's ``TaskDeferred``, so that no ``except Exception``
+    on the way records it as the step's failure."""
+
+    def __init__(self, key: str, owner: str) -> None:
+        self.key = key
+        self.owner = owner
+        super().__init__(f"another run computes the same step (cache key {key}): {describe_owner(owner)}")
+
+
+#: set by :func:`wait_elsewhere`: how long :meth:`SingleFlight.acquire` waits in the task before raising
+#: :class:`WaitForFlight`; None: it waits in the task until the owner ends
+_WAIT_ELSEWHERE: ContextVar[float | None] = ContextVar("mlpipe_wait_elsewhere", default=None)
+
+
+@contextlib.contextmanager
+def wait_elsewhere(inline_s: float = INLINE_WAIT_S) -> Iterator[None]:
+    """Inside, a step that finds its key being computed by another run raises :class:`WaitForFlight` after
+    ``inline_s`` seconds instead of holding its worker slot while it waits."""
+    token = _WAIT_ELSEWHERE.set(max(0.0, float(inline_s)))
+    try:
+        yield
+    finally:
+        _WAIT_ELSEWHERE.reset(token)
+
+
+def owner_info(owner: str) -> dict[str, Any]:
+    """The parts of a lock owner: ``{"id", "task": TaskRef dict or None, "step_run": id or None}``."""
+    with contextlib.suppress(ValueError, TypeError):
+        data = json.loads(owner)
+        if isinstance(data, dict):
+            return {"id": data.get("id"), "task": data.get("task"), "step_run": data.get("step_run")}
+    return {"id": owner, "task": None, "step_run": None}
+
+
+def describe_owner(owner: str) -> str:
+    """A lock owner for people: the step run and the Airflow task instance computing the key."""
+    info = owner_info(owner)
+    task = info["task"] or {}
+    where = (f"Airflow run {task.get('run_id')} of DAG {task.get('dag_id')}, task {task.get('task_id')}"
+             if task else f"process {info['id']}")
+    return f"step run {info['step_run']} ({where})" if info["step_run"] else where
+
+
+def _owner_dead(row: dict[str, Any], probe: Callable[[Any], str | None] | None, me: Any = None) -> bool:
+    """The lock owner's task instance is over (Airflow's state), else its heartbeat stopped or its pid died.
+
+    A deferred or retrying owner is alive without any process; an earlier try of our own task instance ``me``
+    is dead (Airflow runs one try at a time). Without Airflow to ask, heartbeat and pid decide."""
+    from airflow_mlpipe.runtime.liveness import ALIVE_STATES, TaskRef
+
+    owner_task = TaskRef.from_dict(owner_info(row["owner"])["task"])
+    if owner_task is not None and me is not None and owner_task.same_task(me):
+        return True
+    if owner_task is not None and probe is not None:
+        state = probe(owner_task)
+        if state is not None:
+            return state not in ALIVE_STATES
+    return time.time() - row["heartbeat"] > LOCK_STALE_S or (
+        row["host"] == socket.gethostname() and not pid_alive(row["pid"]))
+
+
+def flight_status(workspace: Any, key: str, probe: Callable[[Any], str | None] | None) -> tuple[str, str | None]:
+    """Where a wait for ``key`` stands, cheaply (no output verification: the waiter verifies when it resumes):
+    ``("committed", None)`` an entry is recorded, ``("free", None)`` nobody holds the lock, ``("dead", owner)``
+    its owner is over, ``("held", owner)`` its owner is alive."""
+    with workspace.store.begin() as conn:
+        if conn.execute(select(cache_entries.c.key).where(cache_entries.c.key == key)).first() is not None:
+            return "committed", None
+        row = conn.execute(select(cache_locks).where(cache_locks.c.key == key)).mappings().first()
+    if row is None:
+        return "free", None
+    return ("dead" if _owner_dead(dict(row), probe) else "held"), row["owner"]
+
+
 class SingleFlight:
     """At most one execution per key across runs, hosts and processes; waiters get the winner's entry."""
 
-    def __init__(self, workspace: Any, key: str) -> None:
+    def __init__(self, workspace: Any, key: str, step_run_id: str | None = None) -> None:
         from airflow_mlpipe.runtime.liveness import current_task
 
         self.workspace = workspace
         self.key = key
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._task = current_task()  # the Airflow task instance we run for, if any
-        if self._task is not None:  # the owner names its task instance: liveness follows its Airflow state
-            self.owner = json.dumps({"id": self.owner, "task": self._task[0].to_dict()})
+        if self._task is not None or step_run_id:  # liveness then follows the task instance's Airflow state
+            task = self._task[0].to_dict() if self._task else None
+            named = json.dumps({"id": self.owner, "task": task, "step_run": step_run_id})
+            self.owner = named if len(named) <= 500 else json.dumps({"id": self.owner, "task": task})  # column size
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._checked: dict[str, tuple[float, bool]] = {}  # owner -> (when, dead): Airflow asked at most every 2 s
         self.detached = False
 
     def _owner_dead(self, row: dict[str, Any]) -> bool:
-        """The lock owner's task instance is over (Airflow's state), else its heartbeat stopped or its pid died.
-
-        A deferred or retrying owner is alive without any process; an earlier try of our own task instance is
-        dead (Airflow runs one try at a time). Without Airflow to ask, heartbeat and pid decide."""
-        from airflow_mlpipe.runtime.liveness import ALIVE_STATES, TaskRef
-
-        owner_task = None
-        with contextlib.suppress(ValueError, TypeError, AttributeError):
-            owner_task = TaskRef.from_dict(json.loads(row["owner"]).get("task"))
-        if owner_task is not None and self._task is not None:
-            me, probe = self._task
-            if owner_task.same_task(me):
-                return True
-            when, dead = self._checked.get(row["owner"], (0.0, False))
-            if time.monotonic() - when < LOCK_CHECK_S:
-                return dead
-            state = probe(owner_task)
-            if state is not None:
-                self._checked[row["owner"]] = (time.monotonic(), state not in ALIVE_STATES)
-                return state not in ALIVE_STATES
-        return time.time() - row["heartbeat"] > LOCK_STALE_S or (
-            row["host"] == socket.gethostname() and not pid_alive(row["pid"]))
+        """:func:`_owner_dead` with Airflow asked at most every ``LOCK_CHECK_S`` per owner."""
+        if self._task is None:
+            return _owner_dead(row, None)
+        me, probe = self._task
+        when, dead = self._checked.get(row["owner"], (0.0, False))
+        if time.monotonic() - when < LOCK_CHECK_S:
+            return dead
+        dead = _owner_dead(row, probe, me)
+        self._checked[row["owner"]] = (time.monotonic(), dead)
+        return dead
 
     def _try_take(self) -> bool:
         store = self.workspace.store
@@ -400,23 +471,42 @@ class SingleFlight:
                              .where(cache_locks.c.owner == row["owner"]))
         return False
 
+    def attempt(self) -> tuple[bool, dict[str, Any] | None]:
+        """One non-blocking try: ``(True, None)`` we hold the lock and run; ``(False, entry)`` the key's entry
+        is there (the lock is not held by us); ``(False, None)`` another live run holds it."""
+        if self._try_take():
+            self._thread = threading.Thread(target=self._beat, daemon=True)
+            self._thread.start()
+            entry, _ = lookup(self.workspace, self.key)  # it may have finished just before we took it
+            if entry is not None:
+                self.release()
+                return False, entry
+            return True, None
+        entry, _ = lookup(self.workspace, self.key)
+        return False, entry
+
+    def holder(self) -> str | None:
+        """The owner of the key's lock now (None: nobody)."""
+        with self.workspace.store.begin() as conn:
+            return conn.execute(select(cache_locks.c.owner).where(cache_locks.c.key == self.key)).scalar()
+
     def acquire(self, log: Any = None, poll: float = 0.25) -> dict[str, Any] | None:
-        """Take the lock (returns None: we run) or, if another run finishes the same key, its entry."""
+        """Take the lock (returns None: we run) or, if another run finishes the same key, its entry. Inside
+        :func:`wait_elsewhere`, raises :class:`WaitForFlight` instead of waiting past its inline wait."""
+        inline = _WAIT_ELSEWHERE.get()
+        started = time.monotonic()
         waited = False
         while True:
-            if self._try_take():
-                self._thread = threading.Thread(target=self._beat, daemon=True)
-                self._thread.start()
-                entry, _ = lookup(self.workspace, self.key)  # it may have finished just before we took it
-                if entry is not None:
-                    self.release()
+            taken, entry = self.attempt()
+            if taken or entry is not None:
                 return entry
+            holder = self.holder() if not waited or inline is not None else None
             if not waited and log is not None:
-                log.info("Another run is computing the same step (cache key %s): waiting for it", self.key)
+                log.info("Another run is computing the same step (cache key %s): waiting for %s", self.key,
+                         describe_owner(holder) if holder else "it")
             waited = True
-            entry, _ = lookup(self.workspace, self.key)
-            if entry is not None:
-                return entry
+            if inline is not None and holder is not None and time.monotonic() - started >= inline:
+                raise WaitForFlight(self.key, holder)
             time.sleep(poll)
 
     def _beat(self) -> None:

@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections import deque
@@ -373,8 +372,8 @@ def reuse_or_explain(ex: StepExecution, key: Any, planned: dict[str, Any] | None
     entry, why = cache.lookup(ex.workspace, key.key)
     flight = None
     if entry is None:
-        flight = cache.SingleFlight(ex.workspace, key.key)
-        entry = flight.acquire(ex.log)
+        flight = cache.SingleFlight(ex.workspace, key.key, ex.step_run_id)
+        entry = flight.acquire(ex.log)  # may raise cache.WaitForFlight: the operator then waits in the triggerer
     if entry is not None:  # a flight that finds an entry holds no lock
         return _reuse(ex, entry, key.key), None
     known = list(planned["changes"]) if planned else cache.explain_miss(ex.workspace, step, key)
@@ -429,6 +428,8 @@ def execute_step(ex: StepExecution, body: StepBody) -> StepResult:
         assert work.outputs is not None, "a step body must stage its outputs"
         outputs, work.outputs = work.outputs, None
         return commit_step(ex, key, outputs, work.inputs.record if work.inputs else {}, work.details)
+    except cache.WaitForFlight:  # not a failure: the step resumes when the key's owner ends
+        raise
     except BaseException as exc:
         if work.outputs is not None:
             work.outputs.discard()
@@ -442,9 +443,28 @@ def execute_step(ex: StepExecution, body: StepBody) -> StepResult:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _python_body(ex: StepExecution, workdir: Path, upstream: dict[str, dict[str, Any]], manifest: dict[str, str],
-                 work: StepWork) -> None:
-    """PythonScriptStep: the script runs as a subprocess in a stored snapshot of its source folder."""
+@dataclass
+class ScriptStage:
+    """A script step made ready to run in ``workdir``: its snapshot, inputs, staged outputs and run-context files."""
+
+    snapshot: Path
+    inputs: _Inputs
+    outputs: StagedOutputs
+    context_file: Path
+    metrics_file: Path
+    script: str
+
+    def argv(self, ex: StepExecution, python: str) -> list[str]:
+        return [python, self.script] + [_token_value(ex, t, self.inputs, self.outputs) for t in ex.step["arguments"]]
+
+    def env(self, ex: StepExecution) -> dict[str, str]:
+        return _script_env(ex, self.inputs, self.outputs, self.context_file, self.metrics_file, self.snapshot)
+
+
+def stage_script(ex: StepExecution, workdir: Path, upstream: dict[str, dict[str, Any]], manifest: dict[str, str],
+                 work: StepWork) -> ScriptStage:
+    """Store and materialise the step's source snapshot, resolve its inputs, stage its outputs and write its run
+    context: what a script step needs wherever its process runs (the worker, a container)."""
     from airflow_mlpipe.runtime.snapshot import SNAPSHOT_PREFIX, SnapshotStore, git_info, source_manifest
 
     step = ex.step
@@ -461,6 +481,7 @@ def _python_body(ex: StepExecution, workdir: Path, upstream: dict[str, dict[str,
     outputs = work.outputs = StagedOutputs(ex, workdir)
     context_file = workdir / "run_context.json"
     metrics_file = workdir / "metrics.jsonl"
+    metrics_file.touch()
     context_file.write_text(json.dumps({
         "run_id": ex.step_run_id, "pipeline_run_id": ex.pipeline_run_id, "step_name": step["name"],
         "experiment": ex.experiment, "workspace": ex.workspace.to_ref(),
@@ -472,16 +493,31 @@ def _python_body(ex: StepExecution, workdir: Path, upstream: dict[str, dict[str,
         raise StepFailed(f"Step {step['name']!r}: script_name {script!r} is not in its source snapshot "
                          f"({step['source_directory']})")
     safe_join(snapshot, script, f"Step {step['name']!r}: script_name")
-    argv = [sys.executable, script] + [_token_value(ex, t, inputs, outputs) for t in step["arguments"]]
-    env = _script_env(ex, inputs, outputs, context_file, metrics_file, snapshot)
+    return ScriptStage(snapshot, inputs, outputs, context_file, metrics_file, script)
+
+
+def _python_body(ex: StepExecution, workdir: Path, upstream: dict[str, dict[str, Any]], manifest: dict[str, str],
+                 work: StepWork) -> None:
+    """PythonScriptStep: the script runs as a subprocess in a stored snapshot of its source folder."""
+    from airflow_mlpipe.runtime.environments import python_for_step
+
+    step = ex.step
+    stage = stage_script(ex, workdir, upstream, manifest, work)
+    python = python_for_step(ex)  # the step's built environment (uv, cached by content hash) or the worker's
+    argv = stage.argv(ex, python)
     ex.log.info("Step %r: running %s in a snapshot of %s", step["name"], " ".join(argv[1:]),
                 step["source_directory"])
-    code, tail = _run_script(ex, argv, env, snapshot)
-    script_error = _ingest_run_records(ex, metrics_file)
+    code, tail = _run_script(ex, argv, stage.env(ex), stage.snapshot)
+    script_failed(ex, code, tail, _ingest_run_records(ex, stage.metrics_file))
+
+
+def script_failed(ex: StepExecution, code: int, tail: list[str], script_error: str | None, where: str = "") -> None:
+    """Raise the step's failure: its own ``run.fail()`` error, or its exit code with the last line it printed."""
+    step = ex.step
     if code == 0 and script_error:
         raise StepFailed(f"Step {step['name']!r} failed: {script_error}")
     if code != 0:
-        message = f"Step {step['name']!r} failed: script {step['script_name']} exited with code {code}"
+        message = f"Step {step['name']!r} failed: script {step['script_name']} exited with code {code}{where}"
         last = next((ln for ln in reversed(tail) if ln.strip()), "")
         raise StepFailed(f"{message}: {last}" if last else message)
 

@@ -20,6 +20,8 @@ from airflow_mlpipe.sdk.no_effect import warn_no_effect
 QUEUE_TYPES = {"amlcompute", "computeinstance", "virtualmachine", "remotecompute", "local", "kubernetes",
                "kubernetescompute", "aks", "akscompute"}
 DATABRICKS_TYPES = {"databricks", "databrickscompute"}
+#: a Docker engine the worker reaches: a PythonScriptStep on it runs in a container (any worker, no own queue)
+DOCKER_TYPES = {"docker"}
 DATAFACTORY_TYPES = {"datafactory", "datafactorycompute"}
 UNSUPPORTED_TYPES = {"adla", "adlacompute", "adlanalytics", "batch", "batchcompute", "hdinsight", "hdinsightcompute",
                      "synapse", "synapsecompute"}
@@ -498,4 +500,6 @@ def compute_spec(step_name: str, compute_target: Any, runconfig: Any = None,
     low = check_compute_type(kind, f"Step {step_name!r}")
     check_step_compute(step_name, step_kind, name, kind)
     queue = getattr(target, "queue", name) if isinstance(target, ComputeTarget) else name
+    if low in DOCKER_TYPES:
+        queue = None
     return {"name": name, "type": low, "queue": queue}
