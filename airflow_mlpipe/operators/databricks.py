@@ -83,6 +83,7 @@ class DatabricksStepOperator(MlpipeStepOperator):
 
     ui_color = "#fecaca"
     operator_extra_links = (DatabricksJobRunLink(),)
+    cache_wait_defers = True  # ``_recorded`` passes the wait signal on: a waiting step holds no worker slot
 
     def __init__(self, *, step: dict[str, Any], pipeline: dict[str, Any], deferrable: bool | None = None,
                  polling: tuple[float, float, float] = POLLING, **kwargs: Any) -> None:
@@ -117,14 +118,15 @@ class DatabricksStepOperator(MlpipeStepOperator):
 
     def _recorded(self, ex: StepExecution, action: Any) -> StepResult:
         """Record a failure of ``action`` as the step's (Failed, or Canceled when another step stopped the
-        run); a deferral is not a failure."""
+        run); a deferral, or waiting for another run that computes the same key, is not a failure."""
         from airflow.sdk.exceptions import TaskDeferred
 
         from airflow_mlpipe.runtime import fail_fast
+        from airflow_mlpipe.runtime.cache import WaitForFlight
 
         try:
             return action()
-        except TaskDeferred:
+        except (TaskDeferred, WaitForFlight):
             raise
         except BaseException as exc:
             stopped = fail_fast.record_failure(ex, exc, None)
@@ -172,9 +174,11 @@ class DatabricksStepOperator(MlpipeStepOperator):
         upstream = collect_upstream(ex)
         manifest = _source_manifest(ex, hook)
         key = cache.compute_key(ex.workspace, ex.step, manifest, upstream, ex.parameter_values)
-        reused, flight = reuse_or_explain(ex, key, None)
+        noted: dict[str, Any] = {}
+        reused, flight = reuse_or_explain(ex, key, None, noted)
         if reused is not None:
             return reused
+        ex.workspace.store.merge_step_run_details(ex.step_run_id, **noted)  # kept when the run's outputs commit
         try:
             return self._submit(ex, hook, attempt, key, manifest, upstream, flight, fresh=not same_token)
         finally:  # the lock is kept only by a task that deferred (detached), released by its completion

@@ -32,6 +32,7 @@ class DockerStepOperator(MlpipeStepOperator, DockerOperator):
     """A PythonScriptStep in a Docker container; the container is stopped and removed when the task is killed."""
 
     ui_color = "#bae6fd"
+    cache_wait_defers = True  # the shared lifecycle passes the wait signal on: a waiting step holds no slot
     template_fields = ("image", "environment")
     template_ext = ()
 

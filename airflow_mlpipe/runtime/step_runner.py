@@ -268,6 +268,11 @@ def _run_script(ex: StepExecution, argv: list[str], env: dict[str, str], cwd: Pa
     return code, list(tail)
 
 
+#: the keys of a step run's ``details`` written before it commits and kept then: what its script set
+#: (``run.tag``, ``add_properties``) and the cache decision a step that ran in two halves noted (DatabricksStep)
+KEPT_DETAILS = ("tags", "properties", "cache")
+
+
 def _ingest_run_records(ex: StepExecution, metrics_file: Path) -> str | None:
     """Load what the script logged into the store; returns the script's own ``run.fail()`` error, if any."""
     from airflow_mlpipe.contract.metrics_io import read_records, split_records
@@ -323,11 +328,13 @@ def _reuse(ex: StepExecution, entry: dict[str, Any], key: str) -> StepResult:
 
 @dataclass
 class StepWork:
-    """What a step kind's body leaves for the shared lifecycle: staged outputs and what to record."""
+    """What a step kind's body leaves for the shared lifecycle (staged outputs and what to record), and the
+    step's cache key it is handed (its components hold the inputs' content hashes, already computed)."""
 
     outputs: StagedOutputs | None = None
     inputs: _Inputs | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    key: Any = None
 
 
 #: a step kind's body: runs the step in ``workdir`` with its upstream outputs and source manifest
@@ -359,15 +366,20 @@ def begin_step(ex: StepExecution) -> Any:
     return started
 
 
-def reuse_or_explain(ex: StepExecution, key: Any, planned: dict[str, Any] | None) -> tuple[StepResult | None, Any]:
+def reuse_or_explain(ex: StepExecution, key: Any, planned: dict[str, Any] | None,
+                     details: dict[str, Any] | None = None) -> tuple[StepResult | None, Any]:
     """A verified cache entry's outputs as this step's result (None on a miss, with the reasons logged), and the
-    :class:`~runtime.cache.SingleFlight` this step now holds for the key (release it when done), if any."""
+    :class:`~runtime.cache.SingleFlight` this step now holds for the key (release it when done), if any.
+
+    When the step computes, why goes into ``details["cache"]`` (``{"decision": "computed" | "no-reuse",
+    "reasons": [...]}``), which :func:`commit_step` records with the step's success (the UI's step view)."""
     from airflow_mlpipe.runtime import cache
 
     step = ex.step
     if not step.get("allow_reuse", True) or ex.regenerate_outputs:
-        ex.log.info("Step %r runs without reuse: %s", step["name"],
-                    "regenerate_outputs=True" if ex.regenerate_outputs else "allow_reuse=False")
+        why = "regenerate_outputs=True" if ex.regenerate_outputs else "allow_reuse=False"
+        ex.log.info("Step %r runs without reuse: %s", step["name"], why)
+        _note_cache(details, "no-reuse", [why])
         return None, None
     entry, why = cache.lookup(ex.workspace, key.key)
     flight = None
@@ -379,7 +391,13 @@ def reuse_or_explain(ex: StepExecution, key: Any, planned: dict[str, Any] | None
     known = list(planned["changes"]) if planned else cache.explain_miss(ex.workspace, step, key)
     reasons = ([why] if why and why not in known else []) + known
     ex.log.info("Step %r: cache miss (key %s): %s", step["name"], key.key, "; ".join(reasons))
+    _note_cache(details, "computed", reasons)
     return None, flight
+
+
+def _note_cache(details: dict[str, Any] | None, decision: str, reasons: list[str]) -> None:
+    if details is not None:
+        details["cache"] = {"decision": decision, "reasons": reasons}
 
 
 def commit_step(ex: StepExecution, key: Any, outputs: StagedOutputs, inputs_record: dict[str, Any],
@@ -391,8 +409,10 @@ def commit_step(ex: StepExecution, key: Any, outputs: StagedOutputs, inputs_reco
     committed = outputs.commit()
     _register_outputs(ex, committed)
     cache.record(ex.workspace, ex.step, key, committed, ex.step_run_id, ex.pipeline_run_id)
+    logged = ((ex.workspace.store.get_step_run(ex.step_run_id) or {}).get("details") or {})
+    kept = {k: logged[k] for k in KEPT_DETAILS if k in logged}
     ex.workspace.store.upsert_step_run(ex.step_run_id, status="Finished", end_time=utcnow(), outputs=committed,
-                                       inputs=inputs_record, details={"cache_key": key.key, **details})
+                                       inputs=inputs_record, details={**kept, "cache_key": key.key, **details})
     for name, out in committed.items():
         ex.log.info("Output %r committed: %s (%d files, %d bytes, %s)", name, out["uri"], out["files"],
                     out["size"], out["content_hash"])
@@ -420,9 +440,10 @@ def execute_step(ex: StepExecution, body: StepBody) -> StepResult:
         else:
             manifest, _ = source_manifest(ex.workspace, step)
             key = cache.compute_key(ex.workspace, step, manifest, upstream, ex.parameter_values)
-        reused, flight = reuse_or_explain(ex, key, planned)
+        reused, flight = reuse_or_explain(ex, key, planned, work.details)
         if reused is not None:
             return reused
+        work.key = key
         with watch:  # stops the body's scripts if another step fails (continue_on_step_failure=False)
             body(ex, workdir, upstream, manifest, work)
         assert work.outputs is not None, "a step body must stage its outputs"

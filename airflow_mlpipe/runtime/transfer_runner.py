@@ -128,8 +128,6 @@ def _table_format(path: str) -> str:
 def _copy_body(ex: StepExecution, workdir: Path, upstream: dict[str, dict[str, Any]], manifest: dict[str, str],
                work: StepWork) -> None:
     """Copy files or a folder to a file datastore, or load Parquet/CSV into a SQL table."""
-    from airflow_mlpipe.runtime.cache import input_hashes
-
     transfer = ex.step["transfer"]
     src_store, src_path = _source(ex, upstream)
     dst_store, dest = _destination(ex)
@@ -147,7 +145,7 @@ def _copy_body(ex: StepExecution, workdir: Path, upstream: dict[str, dict[str, A
         with _naming(ex, what):
             result = load(dst_store.sql_url(), table, fs=src_store.fs, path=src_full, fmt=fmt,
                           mode=transfer["sql_write_mode"], progress=_progress(ex))
-        source_hash = input_hashes(ex.workspace, ex.step, upstream, ex.parameter_values)[transfer["source_input"]]
+        source_hash = work.key.components["inputs"][transfer["source_input"]]
         from airflow_mlpipe.runtime.fingerprints import hash_json
 
         content = "blake3:" + hash_json({"source": source_hash, "table": table, "mode": transfer["sql_write_mode"],

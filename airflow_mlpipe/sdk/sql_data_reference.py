@@ -64,26 +64,26 @@ class SqlDataReference:
         given = {k: v for k, v in (("sql_table", sql_table), ("sql_query", sql_query),
                                    ("sql_stored_procedure", sql_stored_procedure)) if v is not None}
         if len(given) != 1:
-            raise UserErrorException(f"SqlDataReference on datastore {self.datastore_name!r}: give exactly one of "
-                                     f"sql_table, sql_query, sql_stored_procedure (got {sorted(given) or 'none'})")
+            raise self._error("give exactly one of sql_table, sql_query, sql_stored_procedure "
+                              f"(got {sorted(given) or 'none'})")
         for key, value in given.items():
             if not isinstance(value, str) or not value.strip():
-                raise UserErrorException(f"SqlDataReference on datastore {self.datastore_name!r}: {key} must be a "
-                                         f"non-empty string, got {value!r}")
+                raise self._error(f"{key} must be a non-empty string, got {value!r}")
         params = list(sql_stored_procedure_params or [])
         if params and sql_stored_procedure is None:
-            raise UserErrorException(f"SqlDataReference on datastore {self.datastore_name!r}: "
-                                     "sql_stored_procedure_params need sql_stored_procedure")
+            raise self._error("sql_stored_procedure_params need sql_stored_procedure")
         for p in params:
             if not isinstance(p, StoredProcedureParameter):
-                raise UserErrorException(f"SqlDataReference on datastore {self.datastore_name!r}: "
-                                         f"sql_stored_procedure_params must hold StoredProcedureParameter, got {p!r}")
+                raise self._error(f"sql_stored_procedure_params must hold StoredProcedureParameter, got {p!r}")
         self.sql_table = sql_table
         self.sql_query = sql_query
         self.sql_stored_procedure = sql_stored_procedure
         self.sql_stored_procedure_params = params
         self.data_reference_name = data_reference_name or self.datastore_name
         self.mode = "direct"
+
+    def _error(self, problem: str) -> UserErrorException:
+        return UserErrorException(f"SqlDataReference on datastore {self.datastore_name!r}: {problem}")
 
     def sql_spec(self) -> dict[str, Any]:
         """The SQL side of the spec: which of table / query / procedure, and the procedure's parameters."""

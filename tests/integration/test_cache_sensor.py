@@ -100,6 +100,9 @@ def test_waiting_runs_defer_and_hold_no_worker_slot(airflow):
         for w in waiters:  # the waiting task's log in the UI names the run it waits for
             log = client.task_log(dag_id, w.id, "shared")
             assert f"step run {owner.id}.shared" in log and "waiting in the triggerer" in log, log[-3000:]
+    for w in waiters:  # what the Step and Pipeline tabs show next to the deferred state
+        waiting = ws.store.get_step_run(f"{w.id}.shared")["details"]["waiting_for"]
+        assert waiting["step_run"] == f"{owner.id}.shared" and waiting["task"]["run_id"] == owner.id, waiting
 
     # both slots are not taken: an unrelated pipeline runs to its end while the owner still computes
     other = Experiment(ws, "cache-sensor-other").submit(_pipeline(ws, root / "src-q", QUICK, "quick", ctl, False))

@@ -23,6 +23,8 @@ a = p.parse_args()
 os.makedirs(a.out, exist_ok=True)
 open(os.path.join(a.out, "numbers.txt"), "w").write("\\n".join(str(i) for i in range(a.n)))
 Run.get_context().log("produced", a.n)
+Run.get_context().tag("stage", "produce")
+Run.get_context().add_properties({"rows": a.n})
 print("produced", a.n, "numbers; AML_PARAMETER_n =", os.environ.get("AML_PARAMETER_n"))
 """
 CONSUME = """
@@ -77,6 +79,9 @@ def test_two_steps_hand_over_through_xcom(run_dag, project):
     local = Path(Datastore.get(ws, total["datastore"]).full_path(total["path"]))
     assert (local / "sum.txt").read_text() == str(sum(range(7)))
     assert ws.store.get_metrics("run-handoff.produce") == {"produced": 7}
+    details = steps["produce"]["details"]  # the script's tags and properties outlive the step's commit
+    assert details["tags"] == {"stage": "produce"} and details["properties"] == {"rows": 7}
+    assert details["cache_key"].startswith("blake3:")
     assert ws.store.get_metrics("run-handoff.consume") == {"total": 21}
     assert steps["consume"]["inputs"]["numbers"]["content_hash"] == produced["content_hash"]
     assert ws.store.get_pipeline_run("run-handoff")["experiment"] == "exp1"

@@ -30,7 +30,7 @@ from airflow_mlpipe import (
     PythonScriptStep,
     Workspace,
 )
-from airflow_mlpipe.clients.airflow_rest import AirflowClient
+from airflow_mlpipe.clients.airflow_rest import AirflowAPIError, AirflowClient
 from airflow_mlpipe.sdk.compute import ComputeTarget, DatabricksCompute
 from airflow_mlpipe.sdk.steps.databricks_step import DatabricksStep
 from tests.helpers.embedded import embedded_airflow, working_directory, write_project_config
@@ -257,6 +257,7 @@ def test_notebook_step_reads_widgets_writes_outputs_and_is_reused(env, test_data
     assert (env.output_dir(run, "report", "report_out") / "report.txt").read_text() == f"classes:{len(got)}"
     row = env.step_row(run, "aggregate")
     assert row["status"] == "Finished" and row["details"]["databricks"]["run_id"]
+    assert row["details"]["cache"]["decision"] == "computed"  # what the UI's Step tab shows, kept across the halves
     assert not list(env.output_dir(run, "aggregate", "by_class").parent.glob("*.partial-*"))
 
     log = env.log(dag_id, run, "aggregate")
@@ -317,6 +318,37 @@ def test_a_deferred_step_completes_when_its_run_ends(env, tmp_path):
     log = env.log(dag_id, run, "wait")
     assert "waiting in the triggerer" in log and f"waited for {go}" in log and "Output 'waited' committed" in log
     assert [r["result_state"] for r in env.api.runs_named("deferred then done")] == ["SUCCESS"]
+
+
+def test_a_step_whose_key_another_run_computes_waits_in_the_triggerer(env, tmp_path):
+    """Two runs of one reusable step: one submits the Databricks run; the other defers on the cache key (no
+    worker slot held) while the owner itself is deferred on its Databricks run, then reuses its outputs."""
+    go = tmp_path / "go"
+
+    def step() -> DatabricksStep:
+        return DatabricksStep(name="shared", outputs=[PipelineData("waited", datastore=env.store)],
+                              notebook_path="/Shared/waiting", existing_cluster_id=WARM,
+                              notebook_params={"go": str(go), "seconds": "300"}, compute_target=env.compute,
+                              allow_reuse=True, run_name=f"shared key {tmp_path.name}")
+
+    owner, dag_id = env.submit("dbshared", [step()])
+    wait_until(lambda: env.ti(dag_id, owner, "shared")["state"] == "deferred", "the owner to defer", timeout=180)
+    waiter, waiter_dag = env.submit("dbshared", [step()])
+
+    def waits_in_the_triggerer() -> bool:
+        try:
+            return "waiting in the triggerer (deferred, no worker slot held)" in env.log(waiter_dag, waiter, "shared")
+        except AirflowAPIError:  # its task instance or log is not there yet
+            return False
+
+    wait_until(waits_in_the_triggerer, "the second run to wait for the first in the triggerer", timeout=180)
+    assert env.ti(waiter_dag, waiter, "shared")["state"] == "deferred"
+    assert env.step_row(waiter, "shared")["details"]["waiting_for"]["step_run"] == f"{owner.id}.shared"
+    go.write_text("")
+    for run in (owner, waiter):
+        assert run.wait_for_completion(show_output=False, timeout_seconds=300, raise_on_error=False) == "Finished"
+    assert len(env.api.runs_named(f"shared key {tmp_path.name}")) == 1  # computed once
+    assert env.step_row(waiter, "shared")["reused_run_id"] == f"{owner.id}.shared"
 
 
 def test_stopping_a_deferred_task_cancels_its_run(env, tmp_path):

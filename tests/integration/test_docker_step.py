@@ -37,9 +37,11 @@ nums = [int(x) for x in open(os.path.join(sys.argv[2], "numbers.txt")).read().sp
 os.makedirs(sys.argv[4], exist_ok=True)
 open(os.path.join(sys.argv[4], "sum.txt"), "w").write(str(sum(nums)))
 """
+#: stdout and stderr are separate pipes (in Docker too): only writes apart in time keep their order in the log
 FAIL = """
-import sys
-print("working on it")
+import sys, time
+print("working on it", flush=True)
+time.sleep(0.5)
 print("bad things happened", file=sys.stderr)
 sys.exit(3)
 """
