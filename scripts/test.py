@@ -6,7 +6,8 @@ On the machines we run on (Debian, root) it installs what is missing: uv (from P
 environment (``uv sync --frozen --all-extras``), Debian's ``chromium`` (the UI browser test), ``docker-compose`` (the
 compose file check) and ``openjdk-17-jdk-headless`` (Spark and the emulator's JAR task); it starts PostgreSQL
 Redis and MariaDB when they are installed but stopped, and installs Azurite (the Azure Storage emulator) with
-npm into ``deploy/azurite/node_modules`` from its committed lock file. Where it cannot do a step itself it stops at once and prints the
+npm into ``deploy/azurite/node_modules`` from its committed lock file, and the UI bundle's build and test tools into
+``airflow_mlpipe/plugins/www/node_modules`` from theirs. Where it cannot do a step itself it stops at once and prints the
 exact command to run. Then: ``uv run pytest -q`` with your arguments.
 Only the standard library is used here: this runs before any dependency is installed.
 """
@@ -36,6 +37,7 @@ SERVICES = {
 SERVICE_BINARIES = {"PostgreSQL": ("pg_ctlcluster", "postgresql"), "Redis": ("redis-server", "redis-server"),
                     "MariaDB": ("mariadbd", "mariadb-server")}
 AZURITE = REPO / "deploy" / "azurite"
+WWW = REPO / "airflow_mlpipe" / "plugins" / "www"
 
 
 
@@ -109,17 +111,19 @@ def ensure_services() -> None:
             time.sleep(0.5)
 
 
-def ensure_azurite() -> None:
-    """Azurite from npm, pinned by ``deploy/azurite/package-lock.json`` (the Blob tests start it themselves)."""
-    if (AZURITE / "node_modules" / ".bin" / "azurite-blob").exists():
-        return
-    command = f"npm ci --no-audit --no-fund --prefix {AZURITE}"
-    if shutil.which("npm") is None:
-        raise SetupError("npm is missing (needed to install Azurite, the Azure Storage emulator)",
-                         "apt-get install -y nodejs npm")
-    say(f"installing Azurite: {command}")
-    if run(command).returncode != 0:
-        raise SetupError("installing Azurite with npm failed", command)
+def ensure_npm_packages() -> None:
+    """The npm projects the suite uses, each pinned by its committed ``package-lock.json``: Azurite (the Blob
+    tests start it themselves) and the UI bundle's build and component-test tools (``plugins/www``)."""
+    for folder, why in ((AZURITE, "Azurite, the Azure Storage emulator"), (WWW, "the UI bundle's build and tests")):
+        installed = folder / "node_modules" / ".package-lock.json"
+        if installed.exists() and installed.stat().st_mtime >= (folder / "package-lock.json").stat().st_mtime:
+            continue
+        command = f"npm ci --no-audit --no-fund --prefix {folder}"
+        if shutil.which("npm") is None:
+            raise SetupError(f"npm is missing (needed for {why})", "apt-get install -y nodejs npm")
+        say(f"installing {why}: {command}")
+        if run(command).returncode != 0:
+            raise SetupError(f"installing {why} with npm failed", command)
 
 
 def main(argv: list[str]) -> int:
@@ -130,7 +134,7 @@ def main(argv: list[str]) -> int:
         raise SetupError("uv sync failed", f"cd {REPO} && {sys.executable} -m uv sync --frozen --all-extras")
     ensure_debian_packages()
     ensure_services()
-    ensure_azurite()
+    ensure_npm_packages()
     say("tests: uv run pytest -q " + " ".join(argv))
     code = run([*uv, "run", "pytest", "-q", *argv]).returncode
     return code

@@ -429,6 +429,8 @@ def create_app() -> FastAPI:
                 for r in list_uploads(_ws().store, limit)]
 
     from airflow_mlpipe.plugins.ui import register_ui
+    from airflow_mlpipe.plugins.ui_api import register_ui_api
 
     register_ui(app)
+    register_ui_api(app, User)
     return app

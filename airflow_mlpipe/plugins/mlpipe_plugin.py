@@ -1,5 +1,5 @@
 """AirflowPlugin: listeners that record pipeline-run outcomes in the airflow-mlpipe store, the REST API mounted at
-``/mlpipe`` in the api-server, and the "ML Pipelines" page in the UI navigation."""
+``/mlpipe`` in the api-server, and the ML views of the Airflow UI (``react_apps``: one bundle, five entries)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from airflow.plugins_manager import AirflowPlugin
 from airflow_mlpipe.plugins.listeners import pipeline_run_listener
 
 URL_PREFIX = "/mlpipe"
+#: relative to the UI's base URL (the UI resolves it against ``document.baseURI``)
+BUNDLE_URL = "mlpipe/static/mlpipe-ui.js"
 
 
 class _LazyFastAPIApps:
@@ -40,7 +42,13 @@ class MlpipePlugin(AirflowPlugin):
         {"middleware": _unroutable_path_middleware, "args": [], "kwargs": {"prefix": URL_PREFIX},
          "name": "airflow-mlpipe unroutable paths"},
     ]
-    external_views = [
-        {"name": "ML Pipelines", "href": f"{URL_PREFIX}/ui", "destination": "nav", "category": "browse",
+    #: one bundle serves every entry: it registers a component under each ``name`` (the UI looks it up there);
+    #: the tabs' and page's ``url_route`` give the in-app paths ``…/plugin/<url_route>``
+    react_apps = [
+        {"name": "Pipeline", "bundle_url": BUNDLE_URL, "destination": "dag_run", "url_route": "mlpipe-pipeline"},
+        {"name": "Step", "bundle_url": BUNDLE_URL, "destination": "task_instance", "url_route": "mlpipe-step"},
+        {"name": "Experiment", "bundle_url": BUNDLE_URL, "destination": "dag", "url_route": "mlpipe-experiment"},
+        {"name": "ML Pipelines", "bundle_url": BUNDLE_URL, "destination": "nav", "category": "browse",
          "url_route": "mlpipe"},
+        {"name": "ML Pipeline runs", "bundle_url": BUNDLE_URL, "destination": "dashboard"},
     ]

@@ -49,6 +49,7 @@ from typing import Any
 
 from airflow_mlpipe.runtime.automl_model import (
     CLASSIFICATION_METRICS,
+    LOWER_IS_BETTER,
     REGRESSION_METRICS,
     AutoMLModel,
     classification_metrics,
@@ -57,6 +58,8 @@ from airflow_mlpipe.runtime.automl_model import (
 )
 
 SIX_DAYS_S = 6 * 24 * 3600
+#: trials the step's leaderboard keeps at most (the metrics output has them all)
+LEADERBOARD_ROWS = 1000
 FLAML_TASK = {"classification": "classification", "regression": "regression", "forecasting": "ts_forecast"}
 _FORECAST_METRIC = {"normalized_root_mean_squared_error": "rmse", "normalized_mean_absolute_error": "mae",
                     "r2_score": "r2"}
@@ -199,6 +202,14 @@ def _records(log_file: Path, settings: dict[str, Any], y_range: float) -> list[d
     return rows
 
 
+def leaderboard(records: list[dict[str, Any]], primary: str) -> dict[str, Any]:
+    """The trials in order, compactly, for the step's details: iteration, model, primary-metric score and
+    training seconds (the first :data:`LEADERBOARD_ROWS`)."""
+    return {"primary_metric": primary, "lower_is_better": primary in LOWER_IS_BETTER,
+            "rows": [{"iteration": r["iteration"], "model": r["model"], "score": _clean(r.get(primary)),
+                      "seconds": r.get("training_time_s")} for r in records[:LEADERBOARD_ROWS]]}
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -309,6 +320,7 @@ def train(job: dict[str, Any], workspace: Any, log=print) -> dict[str, Any]:
         "best_model": automl.best_estimator, "best_iteration": best_id, "best_score": best_score,
         "primary_metric": primary, "best_metrics": best_metrics, "best_config": automl.best_config,
         "iterations": len(records), "test_metrics": test_metrics, "rows": len(X),
+        "leaderboard": leaderboard(records, primary),
         "timings": {"startup_s": job.get("startup_s"), "load_s": load_s, "import_s": import_s, "fit_s": fit_s,
                     "write_s": write_s},
         "flaml": {k: v for k, v in kwargs.items() if k not in ("metric", "log_file_name")},

@@ -100,7 +100,8 @@ def _automl_body(ex: StepExecution, workdir: Path, upstream: dict[str, dict[str,
     kinds = {k: [o["name"] for o in step["outputs"] if (o.get("training_output") or {}).get("type") == k]
              for k in ("Metrics", "Model")}
     automl = {k: summary.get(k) for k in ("best_model", "best_iteration", "best_score", "primary_metric",
-                                          "best_metrics", "best_config", "iterations", "timings", "rows")}
+                                          "best_metrics", "best_config", "iterations", "timings", "rows",
+                                          "leaderboard")}
     automl["outputs"] = kinds
     work.details["automl"] = automl
     ex.log.info("Step %r: best model %s, %s = %.6f (%d iterations)", step["name"], summary["best_model"],

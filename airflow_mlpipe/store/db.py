@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -220,16 +220,28 @@ class Store:
         with self.begin() as conn:
             return _one(conn, select(t.pipeline_runs).where(t.pipeline_runs.c.run_id == run_id))
 
+    def get_pipeline_run_by_dag_run(self, dag_id: str, airflow_run_id: str) -> dict[str, Any] | None:
+        """The pipeline run that Airflow's DAG run ``(dag_id, airflow_run_id)`` is (None: not one of ours)."""
+        table = t.pipeline_runs
+        q = (select(table).where(table.c.dag_id == dag_id, table.c.airflow_run_id == airflow_run_id)
+             .order_by(table.c.created_at.desc()))
+        with self.begin() as conn:
+            return _one(conn, q)
+
     def list_pipeline_runs_of_dag(self, dag_id: str) -> list[dict[str, Any]]:
         table = t.pipeline_runs
         with self.begin() as conn:
             return _all(conn, select(table.c.run_id, table.c.status).where(table.c.dag_id == dag_id))
 
-    def list_pipeline_runs(self, experiment: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def list_pipeline_runs(self, experiment: str | None = None, limit: int = 100, dag_id: str | None = None,
+                           offset: int = 0) -> list[dict[str, Any]]:
+        """Pipeline runs, newest first (of one experiment or DAG when given)."""
         table = t.pipeline_runs
-        q = select(table).order_by(table.c.created_at.desc()).limit(limit)
+        q = select(table).order_by(table.c.created_at.desc(), table.c.run_id).limit(limit).offset(offset)
         if experiment:
             q = q.where(table.c.experiment == experiment)
+        if dag_id:
+            q = q.where(table.c.dag_id == dag_id)
         with self.begin() as conn:
             return _all(conn, q)
 
@@ -300,6 +312,19 @@ class Store:
         from airflow_mlpipe.contract.metrics_io import fold_metrics
 
         return fold_metrics(rows)
+
+    def list_metric_rows(self, run_ids: Collection[str]) -> list[dict[str, Any]]:
+        """The raw metric rows of these runs (``id``, ``run_id``, ``name``, ``kind``, ``value`` ...), in the order
+        they were logged."""
+        if not run_ids:
+            return []
+        q = select(t.metrics).where(t.metrics.c.run_id.in_(list(run_ids))).order_by(t.metrics.c.id)
+        with self.begin() as conn:
+            return _all(conn, q)
+
+    def get_metric_row(self, metric_id: int) -> dict[str, Any] | None:
+        with self.begin() as conn:
+            return _one(conn, select(t.metrics).where(t.metrics.c.id == metric_id))
 
     # ------------------------------------------------------------------ datasets
     def register_dataset(self, name: str, definition: dict[str, Any], description: str | None = None,
