@@ -1,45 +1,47 @@
 """The JSON routes behind the Airflow UI's airflow-mlpipe views (issue 14), under ``/mlpipe/api/v1/ui/``.
 
 The plugin's React views (the Pipeline and Step tabs of a DAG run, the Experiment tab of a DAG, the ML Pipelines
-page and the dashboard) read these; the response models below are their contract. Every route needs Airflow's
-authentication (app-wide); reads need the DAG read permission of the DAG concerned and actions the DAG edit
-permission, asked of Airflow's auth manager on the server. An Airflow DAG run is our pipeline run with that
-``(dag_id, airflow_run_id)``; step statuses follow :mod:`airflow_mlpipe.contract.status` with Airflow's task
-instances (asked with the caller's token; the store alone when Airflow does not answer). A preview reads only
-files of the step's recorded port, inside its datastore; an image only from the workspace's run folders.
+page and the dashboard) read these; the response models (:mod:`~airflow_mlpipe.plugins.ui_models`) are their
+contract. Every route needs Airflow's authentication (app-wide); reads need the DAG read permission of the DAG
+concerned and actions the DAG edit permission, asked of Airflow's auth manager on the server. An Airflow DAG run is
+our pipeline run with that ``(dag_id, airflow_run_id)``; step statuses follow :mod:`airflow_mlpipe.contract.status`
+with Airflow's task instances (asked with the caller's token; the store alone when Airflow does not answer). A
+preview reads only files of the step's recorded port, inside its datastore; an image only from the workspace's run
+folders.
 """
 
 # no ``from __future__ import annotations``: FastAPI must see the route annotations as objects
-import posixpath
-from dataclasses import dataclass
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from airflow_mlpipe.contract import schedule_rules as rules
 from airflow_mlpipe.contract.conf import PLANNER_TASK_ID
 from airflow_mlpipe.contract.exceptions import UserErrorException
-from airflow_mlpipe.contract.paths import relative_path
 from airflow_mlpipe.contract.status import TERMINAL, pipeline_status
-from airflow_mlpipe.data.dataset_files import FORMAT_EXTENSIONS, FileMatch, list_files
-from airflow_mlpipe.data.datastore_location import DatastoreLocation
+from airflow_mlpipe.plugins import ui_ports as ports
 from airflow_mlpipe.plugins import ui_views as views
 from airflow_mlpipe.plugins.api import API, ID_PATTERN, RUN_ID_PATTERN, _client, _ws
 from airflow_mlpipe.plugins.api_models import AirflowId
 from airflow_mlpipe.plugins.permissions import authorize_dag
+from airflow_mlpipe.plugins.ui_models import (
+    UiDefaultVersion,
+    UiEndpoint,
+    UiExperimentView,
+    UiPipelineView,
+    UiPreview,
+    UiPublishedPipeline,
+    UiPublishedView,
+    UiSchedule,
+    UiStepView,
+    UiSummaryView,
+)
 from airflow_mlpipe.store import published_queries as q
 
 UI = f"{API}/ui"
 ACTIVE, DISABLED = "Active", "Disabled"
-#: formats a preview reads
-TABLE_FORMATS = ("parquet", "delimited")
-#: a preview answers at most this many rows
-MAX_PREVIEW_ROWS = 100
-#: Parquet files whose footers a preview reads to count the rows (more: TotalRows is null)
-MAX_COUNTED_FILES = 100
 #: runs the summary looks through at most to find those the caller may read
 MAX_SCANNED_RUNS = 5000
 MAX_IMAGE_BYTES = 32 * 1024 * 1024
@@ -52,213 +54,6 @@ DagIdPath = Annotated[AirflowId, Path()]
 TaskIdPath = Annotated[AirflowId, Path()]
 DagRunIdPath = Annotated[str, Path(pattern=RUN_ID_PATTERN)]
 EntityIdPath = Annotated[str, Path(pattern=ID_PATTERN)]
-
-
-# ---------------------------------------------------------------------------------------------- the contract
-class UiDataRef(BaseModel):
-    Name: str
-    Uri: str | None
-    Size: int | None
-    Files: int | None
-    ContentHash: str | None
-    Tabular: bool
-
-
-class UiReusedFrom(BaseModel):
-    PipelineRunId: str
-    DagId: str
-    DagRunId: str
-    TaskId: str
-    StepRunId: str
-
-
-class UiWaitingFor(BaseModel):
-    StepRunId: str | None
-    DagId: str | None
-    DagRunId: str | None
-    TaskId: str | None
-    Since: str | None
-    Description: str | None
-
-
-class UiStepSummary(BaseModel):
-    Name: str
-    TaskId: str
-    Kind: str | None
-    Status: str
-    StartTime: str | None
-    EndTime: str | None
-    DurationSeconds: float | None
-    Reused: bool
-    ReusedFrom: UiReusedFrom | None
-    CacheReason: str | None
-    MissReasons: list[str]
-    WaitingFor: UiWaitingFor | None = None
-    Inputs: list[UiDataRef]
-    Outputs: list[UiDataRef]
-    Metrics: dict[str, Any]
-
-
-class UiCache(BaseModel):
-    Decision: Literal["reused", "computed", "no-reuse", "pending"]
-    Key: str | None
-    Components: dict[str, Any] | None
-    Reasons: list[str]
-
-
-class UiTable(BaseModel):
-    Name: str
-    Columns: list[str]
-    Rows: list[list[Any]]
-
-
-class UiImage(BaseModel):
-    Name: str
-    Url: str
-
-
-class UiLeaderboardRow(BaseModel):
-    Iteration: int
-    Model: str
-    Score: float | None
-    TrainingSeconds: float | None
-
-
-class UiLeaderboard(BaseModel):
-    PrimaryMetric: str
-    BestIteration: int | None
-    Rows: list[UiLeaderboardRow]
-
-
-class UiStepView(UiStepSummary):
-    Cache: UiCache
-    Tables: list[UiTable]
-    Images: list[UiImage]
-    Leaderboard: UiLeaderboard | None
-
-
-class UiRunRef(BaseModel):
-    Id: str
-    DagId: str
-    DagRunId: str
-    Experiment: str
-    Status: str
-    CreationTime: str | None
-
-
-class UiRun(UiRunRef):
-    EndTime: str | None
-    Parameters: dict[str, Any]
-
-
-class UiPipelineView(BaseModel):
-    Run: UiRun
-    Steps: list[UiStepSummary]
-    Metrics: dict[str, Any]
-
-
-class UiPreview(BaseModel):
-    Columns: list[str]
-    Rows: list[list[Any]]
-    TotalRows: int | None
-
-
-class UiExperimentRun(BaseModel):
-    Id: str
-    DagRunId: str
-    Status: str
-    CreationTime: str | None
-    Parameters: dict[str, Any]
-    Metrics: dict[str, float]
-
-
-class UiCurvePoint(BaseModel):
-    Iteration: int
-    Score: float
-
-
-class UiCurve(BaseModel):
-    RunId: str
-    Step: str
-    Metric: str
-    Points: list[UiCurvePoint]
-
-
-class UiExperimentView(BaseModel):
-    Runs: list[UiExperimentRun]
-    Curves: list[UiCurve]
-
-
-class UiParameter(BaseModel):
-    Name: str
-    Type: str
-    Default: Any
-
-
-class UiPublishedPipeline(BaseModel):
-    Id: str
-    Name: str
-    Version: str | None
-    Status: str
-    DagId: str
-    Description: str | None
-    TotalRunSteps: int | None
-    Parameters: list[UiParameter]
-    CanSubmit: bool
-    CanManage: bool
-
-
-class UiEndpointVersion(BaseModel):
-    Version: str
-    PipelineId: str
-    PipelineName: str | None
-    DagId: str | None
-
-
-class UiEndpoint(BaseModel):
-    Id: str
-    Name: str
-    Status: str
-    DefaultVersion: str
-    Versions: list[UiEndpointVersion]
-    CanSubmit: bool
-    CanManage: bool
-
-
-class UiSchedule(BaseModel):
-    Id: str
-    Name: str
-    Status: str
-    PipelineId: str | None
-    EndpointId: str | None
-    DagId: str | None
-    Recurrence: str | None
-    NextRun: str | None
-    CanManage: bool
-
-
-class UiPublishedView(BaseModel):
-    Pipelines: list[UiPublishedPipeline]
-    Endpoints: list[UiEndpoint]
-    Schedules: list[UiSchedule]
-
-
-class UiDefaultVersion(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    Version: StrictStr = Field(..., min_length=1, max_length=20, examples=["1"])
-
-
-class UiSummaryRun(UiRunRef):
-    Steps: int
-    ReusedSteps: int
-
-
-class UiSummaryView(BaseModel):
-    Runs: list[UiSummaryRun]
-    StepsTotal: int
-    StepsReused: int
-    ReusedShare: float | None
 
 
 # ---------------------------------------------------------------------------------------------- permissions
@@ -354,8 +149,10 @@ def _gather(ws: Any, facts: views.StepFacts, components: bool = False) -> views.
         return facts
     _with_producer(store, facts)
     facts.metric_rows = store.list_metric_rows([row.get("reused_run_id") or row["step_run_id"]])
-    facts.outputs = [_ref(ws, name, _output_port(rec)) for name, rec in (row.get("outputs") or {}).items()]
-    facts.inputs = [_ref(ws, name, _input_port(ws, rec)) for name, rec in (facts.reported.get("inputs") or {}).items()]
+    facts.outputs = [ports.port_ref(ws, name, ports.output_port(rec))
+                     for name, rec in (row.get("outputs") or {}).items()]
+    facts.inputs = [ports.port_ref(ws, name, ports.input_port(ws, rec))
+                    for name, rec in (facts.reported.get("inputs") or {}).items()]
     if components:
         facts.components = _key_components(store, (row.get("details") or {}).get("cache_key"))
     return facts
@@ -379,198 +176,6 @@ def _reported_details(store: Any, row: dict[str, Any]) -> dict[str, Any]:
     if row.get("reused_run_id"):
         row = store.get_step_run(row["reused_run_id"]) or {}
     return row.get("details") or {}
-
-
-# ---------------------------------------------------------------------------------------------- ports
-@dataclass
-class _Port:
-    """One recorded input or output of a step: what the view shows and where its data is, if readable here."""
-
-    record: dict[str, Any]
-    #: a dataset-definition source over datastore paths (``format``, ``options``, ``paths``); None: not readable
-    source: dict[str, Any] | None
-    uri: str | None = None
-
-
-def _files(datastore: str, path: Any, fmt: str | None) -> dict[str, Any]:
-    return {"format": fmt or "files", "options": {}, "paths": [{"datastore": datastore, "path": path or ""}]}
-
-
-def _datastore_uri(ws: Any, datastore: str, path: Any) -> str | None:
-    try:
-        return DatastoreLocation.get(ws, datastore).uri(str(path or ""))
-    except UserErrorException:  # a datastore no longer registered: the view shows no URI
-        return None
-
-
-def _output_port(record: Any) -> _Port:
-    if not isinstance(record, dict) or not record.get("datastore") or record.get("format") == "sql_table":
-        return _Port(record if isinstance(record, dict) else {}, None)
-    return _Port(record, _files(record["datastore"], record.get("path"), record.get("format")), record.get("uri"))
-
-
-def _input_port(ws: Any, record: Any) -> _Port:
-    """An input as recorded when its step ran: the producer's output, a datastore path or a dataset."""
-    if not isinstance(record, dict):
-        return _Port({}, None)
-    kind = record.get("kind")
-    if kind == "pipeline_data":
-        producer = ws.store.get_step_run(str(record.get("producer_run_id") or "")) or {}
-        output = next((o for o in (producer.get("outputs") or {}).values()
-                       if isinstance(o, dict) and o.get("uri") == record.get("uri")), None)
-        if output is None:
-            return _Port(record, None, record.get("uri"))
-        return _Port({**output, **record}, _output_port(output).source, record.get("uri"))
-    if kind in ("data_reference", "datapath_parameter") and record.get("datastore"):
-        return _Port(record, _files(record["datastore"], record.get("path"), "files"),
-                     _datastore_uri(ws, record["datastore"], record.get("path")))
-    if kind == "dataset" and record.get("dataset_id"):
-        definition = (ws.store.get_dataset_by_id(str(record["dataset_id"])) or {}).get("definition") or {}
-        source = definition.get("source") or {}
-        paths = source.get("paths") or []
-        first = paths[0] if paths else {}
-        uri = first.get("uri") or (_datastore_uri(ws, first["datastore"], first.get("path"))
-                                   if first.get("datastore") else None)
-        readable = (definition.get("type") == "tabular" and source.get("format") in TABLE_FORMATS and paths
-                    and all(p.get("datastore") for p in paths))
-        return _Port(record, source if readable else None, uri)
-    return _Port(record, None)
-
-
-def _table_source(ws: Any, source: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``source`` as the table a preview reads (Parquet or delimited files), or None when it holds none: a plain
-    output or folder is a table when all its data files are Parquet, or all CSV, or all TSV (a delimited output
-    of TSV files is read with tabs)."""
-    if source is None or source["format"] not in ("files", *TABLE_FORMATS):
-        return None
-    if source["format"] == "parquet" or "separator" in (source.get("options") or {}):
-        return source
-    names = [posixpath.basename(m.path).lower() for m in list_files(ws, source, ignore_not_found=True).matches]
-    names = [n for n in names if not n.startswith((".", "_"))]
-    kinds = (("parquet", FORMAT_EXTENSIONS["parquet"], {}), ("delimited", (".csv",), {}),
-             ("delimited", (".tsv",), {"separator": "\t"}))
-    for fmt, extensions, options in kinds:
-        if names and source["format"] in ("files", fmt) and all(n.endswith(extensions) for n in names):
-            return {**source, "format": fmt, "options": {**options, "file_extension": list(extensions)}}
-    return source if source["format"] == "delimited" else None
-
-
-def _is_table(ws: Any, source: dict[str, Any] | None) -> bool:
-    try:
-        return _table_source(ws, source) is not None
-    except Exception:  # noqa: BLE001 - a port that cannot be listed now is not previewable; the view still loads
-        return False
-
-
-def _ref(ws: Any, name: str, port: _Port) -> dict[str, Any]:
-    return views.data_ref(name, port.record, _is_table(ws, port.source), port.uri)
-
-
-def _port(ws: Any, facts: views.StepFacts, side: str, name: str) -> _Port:
-    """The step's recorded ``side`` port ``name`` (a reused step's inputs are its producer's); 404 otherwise."""
-    if facts.row is None:
-        raise HTTPException(404, f"Step {facts.task_id!r} has not run: it has no recorded {side}s")
-    recorded = (facts.row if side == "output" else facts.reported).get(f"{side}s") or {}
-    if name not in recorded:
-        raise HTTPException(404, f"Step {facts.task_id!r} has no {side} {name!r} (its {side}s: {sorted(recorded)})")
-    return _output_port(recorded[name]) if side == "output" else _input_port(ws, recorded[name])
-
-
-def _inside(store: Any, root: str, path: str) -> bool:
-    """Whether ``path`` is ``root`` or in it, and ``root`` in the datastore (local paths with symlinks resolved)."""
-    if store.is_local:
-        base, target = FilePath(root).resolve(), FilePath(path).resolve()
-        return base.is_relative_to(FilePath(store.root).resolve()) and (target == base or target.is_relative_to(base))
-    root = root.rstrip("/")
-    return path == root or path.startswith(root + "/")
-
-
-def _checked_files(ws: Any, source: dict[str, Any], port: str) -> list[FileMatch]:
-    """The files a preview of ``source`` reads, each checked to lie inside one of its recorded paths."""
-    roots = []
-    for entry in source["paths"]:
-        rel = relative_path(entry.get("path") or "", f"port {port!r}: the recorded path", allow_empty=True)
-        store = DatastoreLocation.get(ws, entry["datastore"])
-        roots.append((store, store.full_path(rel)))
-    matches = list_files(ws, source, ignore_not_found=True).matches
-    for m in matches:
-        if not any(_inside(store, root, m.path) for store, root in roots):
-            raise UserErrorException(f"port {port!r}: {posixpath.basename(m.path)} leads outside the port's folder "
-                                     "(a symbolic link); it is not read")
-    return matches
-
-
-#: what a reader gives: the columns, the rows (values in column order) and the row count when it is known
-Rows = tuple[list[str], list[list[Any]], int | None]
-
-
-def _batch_rows(columns: list[str], names: list[str], batch: Any, limit: int) -> list[list[Any]]:
-    """A record batch's first ``limit`` rows in ``columns`` order (a later file's columns matched by name)."""
-    rows = [list(values) for values in zip(*(c.to_pylist() for c in batch.columns), strict=True)][:limit]
-    if names == columns:
-        return rows
-    index = {n: i for i, n in enumerate(names)}
-    return [[row[index[c]] if c in index else None for c in columns] for row in rows]
-
-
-def _parquet_rows(files: list[FileMatch], limit: int) -> Rows:
-    import pyarrow.parquet as pq
-
-    columns: list[str] | None = None
-    rows: list[list[Any]] = []
-    total, count = 0, len(files) <= MAX_COUNTED_FILES
-    for m in files:
-        if len(rows) >= limit and not count:
-            break
-        with m.fs.open(m.path, "rb") as handle:
-            parquet = pq.ParquetFile(handle)
-            total += parquet.metadata.num_rows
-            names = parquet.schema_arrow.names
-            columns = columns if columns is not None else names
-            for batch in parquet.iter_batches(batch_size=limit) if len(rows) < limit else ():
-                rows += _batch_rows(columns, names, batch, limit - len(rows))
-                if len(rows) >= limit:
-                    break
-    return columns or [], rows, total if count else None
-
-
-def _delimited_rows(files: list[FileMatch], options: dict[str, Any], limit: int) -> Rows:
-    import pyarrow.csv as pacsv
-
-    from airflow_mlpipe.data.dataset_definition import header_mode
-
-    header = header_mode(options.get("header", True)) != "none"
-    parse = pacsv.ParseOptions(delimiter=options.get("separator", ","))
-    columns: list[str] | None = None
-    rows: list[list[Any]] = []
-    for m in files:
-        if len(rows) >= limit:
-            break
-        with m.fs.open(m.path, "rb") as handle:
-            reader = pacsv.open_csv(handle, parse_options=parse, read_options=pacsv.ReadOptions(
-                block_size=1 << 20, autogenerate_column_names=not header))
-            names = reader.schema.names if header else [f"Column{i + 1}" for i in range(len(reader.schema))]
-            columns = columns if columns is not None else names
-            for batch in reader:
-                rows += _batch_rows(columns, names, batch, limit - len(rows))
-                if len(rows) >= limit:
-                    break
-    return columns or [], rows, None
-
-
-def _preview(ws: Any, source: dict[str, Any], port: str, limit: int) -> dict[str, Any]:
-    import pyarrow as pa
-
-    files = _checked_files(ws, source, port)
-    try:
-        if source["format"] == "parquet":
-            columns, rows, total = _parquet_rows(files, limit)
-        else:
-            columns, rows, total = _delimited_rows(files, source.get("options") or {}, limit)
-    except (pa.ArrowException, UnicodeDecodeError) as exc:
-        raise UserErrorException(f"port {port!r} could not be read as {source['format']} files: {exc}") from exc
-    return {"Columns": [str(c) for c in columns], "Rows": [[views.json_value(v) for v in row] for row in rows],
-            "TotalRows": total}
 
 
 # ---------------------------------------------------------------------------------------------- images
@@ -684,17 +289,17 @@ def register_ui_api(app: FastAPI, User: Any) -> None:  # noqa: N803 - the route 
     def ui_preview(user: User, dag_id: DagIdPath, dag_run_id: DagRunIdPath, task_id: TaskIdPath,
                    port: Annotated[str, Query(min_length=1, max_length=255)],
                    side: Literal["output", "input"] = "output",
-                   rows: Annotated[int, Query(ge=1, le=MAX_PREVIEW_ROWS)] = 20):
+                   rows: Annotated[int, Query(ge=1, le=ports.MAX_PREVIEW_ROWS)] = 20):
         """The first rows of a tabular input or output (Parquet, CSV or TSV files, or a tabular dataset)."""
         authorize_dag(user, "GET", dag_id, run=True)
         ws = _ws()
         run = _pipeline_run(ws, dag_id, dag_run_id)
-        found = _port(ws, _with_producer(ws.store, _step(ws, run, [], task_id)), side, port)
-        source = _table_source(ws, found.source)
+        found = ports.find_port(ws, _with_producer(ws.store, _step(ws, run, [], task_id)), side, port)
+        source = ports.table_source(ws, found.source)
         if source is None:
             raise UserErrorException(f"{side} {port!r} of step {task_id!r} is not tabular (Parquet, CSV or TSV "
                                      "files, or a tabular dataset on a datastore): it has no preview")
-        return _preview(ws, source, port, rows)
+        return ports.preview(ws, source, port, rows)
 
     @app.get(f"{UI}/images/{{image_id}}", response_class=Response, tags=["ui"],
              responses={200: {"description": "the image (PNG, JPEG, GIF or WebP)",

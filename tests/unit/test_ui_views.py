@@ -25,7 +25,7 @@ from airflow_mlpipe import (
     ScheduleRecurrence,
 )
 from airflow_mlpipe.contract.exceptions import UserErrorException
-from airflow_mlpipe.plugins import ui_api
+from airflow_mlpipe.plugins import ui_api, ui_ports
 from airflow_mlpipe.plugins import ui_views as views
 from airflow_mlpipe.runtime.step_runner import StagedOutputs, StepExecution, StepWork, execute_step
 
@@ -259,23 +259,23 @@ def test_previews_of_parquet_csv_and_tsv_outputs(workspace):
     (root / "txt").mkdir()
     (root / "txt" / "v.txt").write_text("20")
 
-    source = ui_api._table_source(workspace, ui_api._output_port(_output(workspace, "pq")).source)
+    source = ui_ports.table_source(workspace, ui_ports.output_port(_output(workspace, "pq")).source)
     assert source["format"] == "parquet"
-    preview = ui_api._preview(workspace, source, "pq", 100)
+    preview = ui_ports.preview(workspace, source, "pq", 100)
     assert preview["Columns"] == ["a", "b"] and len(preview["Rows"]) == 100 and preview["TotalRows"] == 151
     assert preview["Rows"][0] == [0, "r0"]
-    assert ui_api._preview(workspace, source, "pq", 3)["Rows"] == [[0, "r0"], [1, "r1"], [2, "r2"]]
+    assert ui_ports.preview(workspace, source, "pq", 3)["Rows"] == [[0, "r0"], [1, "r1"], [2, "r2"]]
 
-    csv = ui_api._table_source(workspace, ui_api._output_port(_output(workspace, "csv")).source)
-    assert ui_api._preview(workspace, csv, "csv", 20) == {"Columns": ["x", "y"], "Rows": [[1, 2.5], [3, None]],
+    csv = ui_ports.table_source(workspace, ui_ports.output_port(_output(workspace, "csv")).source)
+    assert ui_ports.preview(workspace, csv, "csv", 20) == {"Columns": ["x", "y"], "Rows": [[1, 2.5], [3, None]],
                                                           "TotalRows": None}
-    tsv = ui_api._table_source(workspace, ui_api._output_port(_output(workspace, "tsv")).source)
-    assert ui_api._preview(workspace, tsv, "tsv", 20)["Rows"] == [[1, 2]]
+    tsv = ui_ports.table_source(workspace, ui_ports.output_port(_output(workspace, "tsv")).source)
+    assert ui_ports.preview(workspace, tsv, "tsv", 20)["Rows"] == [[1, 2]]
     declared = {**_output(workspace, "tsv"), "format": "delimited"}  # parse_delimited_files on TSV files
-    assert ui_api._preview(workspace, ui_api._table_source(workspace, ui_api._output_port(declared).source), "tsv",
+    assert ui_ports.preview(workspace, ui_ports.table_source(workspace, ui_ports.output_port(declared).source), "tsv",
                            20)["Rows"] == [[1, 2]]
-    assert ui_api._table_source(workspace, ui_api._output_port(_output(workspace, "txt")).source) is None
-    assert ui_api._output_port({"datastore": "x", "path": "t", "format": "sql_table"}).source is None
+    assert ui_ports.table_source(workspace, ui_ports.output_port(_output(workspace, "txt")).source) is None
+    assert ui_ports.output_port({"datastore": "x", "path": "t", "format": "sql_table"}).source is None
 
 
 def test_inputs_from_a_registered_dataset_and_a_data_reference(workspace):
@@ -286,11 +286,11 @@ def test_inputs_from_a_registered_dataset_and_a_data_reference(workspace):
     (root / "in").mkdir(parents=True)
     (root / "in" / "data.csv").write_text("a;b\n1;x\n")
     dataset = Dataset.Tabular.from_delimited_files([(store, "in/data.csv")], separator=";").register(workspace, "ds")
-    port = ui_api._input_port(workspace, {"kind": "dataset", "dataset_id": dataset.id, "name": "ds", "version": 1})
+    port = ui_ports.input_port(workspace, {"kind": "dataset", "dataset_id": dataset.id, "name": "ds", "version": 1})
     assert port.uri.endswith("/in/data.csv")
-    assert ui_api._preview(workspace, ui_api._table_source(workspace, port.source), "ds", 5)["Rows"] == [[1, "x"]]
-    ref = ui_api._input_port(workspace, {"kind": "data_reference", "datastore": store.name, "path": "in"})
-    assert ui_api._ref(workspace, "raw", ref) == {"Name": "raw", "Uri": store.uri("in"), "Size": None,
+    assert ui_ports.preview(workspace, ui_ports.table_source(workspace, port.source), "ds", 5)["Rows"] == [[1, "x"]]
+    ref = ui_ports.input_port(workspace, {"kind": "data_reference", "datastore": store.name, "path": "in"})
+    assert ui_ports.port_ref(workspace, "raw", ref) == {"Name": "raw", "Uri": store.uri("in"), "Size": None,
                                                   "Files": None, "ContentHash": None, "Tabular": True}
 
 
@@ -300,13 +300,13 @@ def test_a_preview_never_reads_outside_its_port(workspace, tmp_path):
     secret.write_text("password\nhunter2\n")
     (root / "out").mkdir(parents=True)
     os.symlink(secret, root / "out" / "data.csv")
-    source = ui_api._table_source(workspace, ui_api._output_port(_output(workspace, "out")).source)
+    source = ui_ports.table_source(workspace, ui_ports.output_port(_output(workspace, "out")).source)
     with pytest.raises(UserErrorException, match="leads outside the port's folder"):
-        ui_api._preview(workspace, source, "out", 10)
+        ui_ports.preview(workspace, source, "out", 10)
     escaping = {"format": "delimited", "options": {}, "paths": [{"datastore": "workspaceblobstore",
                                                                  "path": "../../secret.csv"}]}
     with pytest.raises(UserErrorException, match="must not contain '..'"):
-        ui_api._preview(workspace, escaping, "out", 10)
+        ui_ports.preview(workspace, escaping, "out", 10)
 
 
 def test_a_step_waiting_for_another_run_names_that_run_until_it_ends():
