@@ -7,9 +7,16 @@ is still alive (a deferred owner, e.g. a DatabricksStep waiting on its run, is a
 fires when the owner committed the key's entry, released the lock, or died; the task then resumes, reuses the
 verified entry or takes the lock over and runs the step.
 
-The waiting task's log (the worker's last line and this trigger's lines) names the run it waits for. Airflow
-3.3 gives neither a task nor a trigger a way to write the task instance's note (the ORM is blocked in both
-processes and the Execution API has no note field), so the note is left to the scheduler side.
+The waiting task's log (the worker's last line and this trigger's lines) names the run it waits for, and so do
+the UI's Step and Pipeline tabs (Airflow 3.3 gives neither a task nor a trigger a way to write the task instance's
+note: the ORM is blocked in both processes and the Execution API has no note field).
+
+It never fires sooner than ``SETTLE_S`` after the task deferred. Airflow 3.3's scheduler fails a task whose
+trigger fired so early that the task was queued again before the scheduler had read the executor's report of the
+deferring process's exit ("finished with state success, but the task instance's state attribute is queued":
+apache/airflow#67287, #72716; 3.3 only guards the ``scheduled`` case). That report comes when the task process
+has exited, seconds after it deferred; waiting it out costs a waiter at most ``SETTLE_S`` when the owner ends
+right away.
 """
 
 from __future__ import annotations
@@ -23,22 +30,28 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_mlpipe.runtime.cache import LOCK_CHECK_S, describe_owner, flight_status
 
+#: the least time between the task's deferral and this trigger's event (see the module docstring)
+SETTLE_S = 15.0
+
 
 class CacheFlightTrigger(BaseTrigger):
     """Fires once with ``{"status": "committed" | "free" | "owner_dead", "key", "owner", "waited_s"}``."""
 
-    def __init__(self, workspace: dict[str, Any] | None, key: str, owner: str, poll_interval: float = 0.5) -> None:
+    def __init__(self, workspace: dict[str, Any] | None, key: str, owner: str, poll_interval: float = 0.5,
+                 not_before: float | None = None) -> None:
         super().__init__()
         self.workspace = workspace
         self.key = key
         self.owner = owner
         self.poll_interval = float(poll_interval)
+        #: wall-clock time (epoch seconds) before which the event is held: the deferral plus ``SETTLE_S``
+        self.not_before = time.time() + SETTLE_S if not_before is None else float(not_before)
         self._store_ws: Any = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (f"{type(self).__module__}.{type(self).__qualname__}", {
             "workspace": self.workspace, "key": self.key, "owner": self.owner,
-            "poll_interval": self.poll_interval})
+            "poll_interval": self.poll_interval, "not_before": self.not_before})
 
     def __repr__(self) -> str:
         return f"<CacheFlightTrigger key={self.key} waiting for {describe_owner(self.owner)}>"
@@ -70,6 +83,9 @@ class CacheFlightTrigger(BaseTrigger):
             elif status == "dead" and not ask:  # only a stale heartbeat so far: let Airflow's state decide
                 pass
             elif status != "held":
+                settle = self.not_before - time.time()
+                if settle > 0:  # the owner ended: the outcome stands, but the event waits for the scheduler
+                    await asyncio.sleep(settle)
                 event = {"status": "owner_dead" if status == "dead" else status, "key": self.key,
                          "owner": holder or owner, "waited_s": round(time.monotonic() - started, 3)}
                 self.log.info("Cache key %s: %s (after %.1f s)", self.key, event["status"], event["waited_s"])

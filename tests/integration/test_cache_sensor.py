@@ -138,13 +138,14 @@ def _lock(ws, key: str, pid: int) -> None:
                                                 host=socket.gethostname(), pid=pid, heartbeat=time.time()))
 
 
-def _fire(ws, key: str, owner: str, act=None) -> dict:
-    """Run the trigger until it fires (``act()`` once it is waiting); its event's payload."""
+def _fire(ws, key: str, owner: str, act=None, not_before: float = 0.0) -> dict:
+    """Run the trigger until it fires (``act()`` once it is waiting); its event's payload. ``not_before`` 0: no
+    settle time (the deferral is long past)."""
     from airflow_mlpipe.data.workspace_location import WorkspaceLocation
     from airflow_mlpipe.triggers.cache_flight import CacheFlightTrigger
 
     ref = WorkspaceLocation.from_config().to_ref()  # the fixture's project folder is the working directory
-    classpath, kwargs = CacheFlightTrigger(ref, key, owner, poll_interval=0.05).serialize()
+    classpath, kwargs = CacheFlightTrigger(ref, key, owner, poll_interval=0.05, not_before=not_before).serialize()
     trigger = CacheFlightTrigger(**kwargs)
     assert classpath == "airflow_mlpipe.triggers.cache_flight.CacheFlightTrigger"
 
@@ -191,6 +192,25 @@ def test_trigger_fires_when_the_owner_commits_releases_or_dies(workspace):
     _lock(workspace, "k-dead", dead.pid)
     event = _fire(workspace, "k-dead", "o")
     assert event["status"] == "owner_dead" and "pr-owner.shared" in event["owner"]
+
+
+def test_trigger_holds_its_event_until_the_settle_time_after_the_deferral(workspace):
+    """An owner that ends right after the waiter deferred: the event waits (Airflow's scheduler must read the
+    deferring process's exit first, or it fails the resumed task), then reports the outcome."""
+    from sqlalchemy import insert
+
+    from airflow_mlpipe.store.db import utcnow
+    from airflow_mlpipe.store.tables_cache import cache_entries
+    from airflow_mlpipe.triggers.cache_flight import SETTLE_S, CacheFlightTrigger
+
+    with workspace.store.begin() as conn:
+        conn.execute(insert(cache_entries).values(key="k-settle", step_name="s", kind="python_script", components={},
+                                                  outputs={}, step_run_id="pr-owner.shared", pipeline_run_id="pr-owner",
+                                                  created_at=utcnow(), hits=0))
+    started = time.time()
+    event = _fire(workspace, "k-settle", "o", not_before=started + 1.5)
+    assert event["status"] == "committed" and time.time() - started >= 1.5
+    assert CacheFlightTrigger(None, "k", "o").not_before >= started + SETTLE_S  # by default, from its creation
 
 
 def test_a_step_that_may_wait_elsewhere_raises_the_wait_signal_naming_the_owner(workspace):
