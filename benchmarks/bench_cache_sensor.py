@@ -9,7 +9,7 @@ long it takes to finish shows whether the waiters left a slot free. The embedded
 config, which every task reads. Prints, per round, the wall time of the six runs (first submission to the last
 run's end), the probe's time and how many waiters deferred (from their task logs); then min/median/p90.
 
-    uv run python benchmarks/bench_cache_sensor.py [--rounds 3] [--runs 6] [--slow 25]
+    uv run python benchmarks/bench_cache_sensor.py [--rounds 20] [--runs 6] [--slow 15]
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ open(os.path.join(out, "o.txt"), "w").write("own")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per mode (interleaved)")
+    parser.add_argument("--rounds", type=int, default=20, help="rounds per mode (interleaved)")
     parser.add_argument("--runs", type=int, default=6, help="concurrent pipeline runs per round")
-    parser.add_argument("--slow", type=float, default=25.0, help="seconds the shared step computes")
+    parser.add_argument("--slow", type=float, default=15.0, help="seconds the shared step computes")
     return parser.parse_args(argv)
 
 

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     from airflow_mlpipe.runtime import environments as envs
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--cold", type=int, default=0, help="builds with an empty uv cache (downloads)")
     args = parser.parse_args(argv)
     log = logging.getLogger("bench")
