@@ -101,15 +101,9 @@ def _trigger_text(row: dict[str, Any]) -> str:
     if row.get("datastore_name"):
         path = row.get("path_on_datastore") or "/"
         return f"on change of {row['datastore_name']}:{path} (polled every {row.get('polling_interval') or 5:g} min)"
-    rec = row.get("recurrence") or {}
-    text = f"every {rec.get('interval')} {rec.get('frequency')}"
-    if rec.get("week_days"):
-        text += " on " + ",".join(rec["week_days"])
-    if rec.get("hours") or rec.get("minutes"):
-        text += " at " + ",".join(f"{h:02d}:{m:02d}" for h in rec.get("hours") or [0] for m in rec.get("minutes") or [0])
-    if rec.get("time_zone"):
-        text += f" ({rec['time_zone']})"
-    return text
+    from airflow_mlpipe.contract.schedule_rules import recurrence_text
+
+    return recurrence_text(row.get("recurrence") or {})
 
 
 def _schedule_record(s: Any) -> dict[str, Any]:

@@ -29,8 +29,6 @@ from airflow_mlpipe.contract.status import TERMINAL
 
 #: v1's rule for experiment names
 EXPERIMENT_NAME = re.compile(r"^[a-zA-Z0-9][\w\-]{0,254}$")
-#: status a published pipeline or endpoint must have to be submitted
-ACTIVE = "Active"
 #: seconds to wait for Airflow to serve the DAG with the submitted spec
 DEFAULT_DAG_WAIT = 120
 
@@ -255,6 +253,7 @@ def submit_published(ws: Any, row: dict[str, Any], experiment: str, pipeline_par
     Raises UserErrorException (bad experiment name, unknown parameter, wrong type, disabled pipeline).
     ``client`` is an AirflowClient (the REST API passes one carrying the caller's own token).
     """
+    from airflow_mlpipe.store.published_queries import ACTIVE
     from airflow_mlpipe.store.tables_specs import save_spec
 
     if row["status"] != ACTIVE and endpoint is None:

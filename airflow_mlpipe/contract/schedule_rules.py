@@ -124,3 +124,21 @@ def folder_fingerprint(fs: Any, full_path: str) -> str:
     files = sorted((str(e.get("name")), e.get("size"), str(e.get("mtime") or e.get("LastModified") or ""))
                    for e in entries if e.get("type") == "file")
     return hashlib.sha256(json.dumps(files).encode()).hexdigest()
+
+
+def recurrence_text(rec: dict[str, Any]) -> str:
+    """A stored recurrence for people: ``every 1 Week on Monday at 08:00, 17:00 from 2024-01-01T00:00:00 (UTC)``
+    (hours and minutes not given default to the start time's)."""
+    parts = [f"every {rec.get('interval')} {rec.get('frequency')}"]
+    if rec.get("week_days"):
+        parts.append("on " + ", ".join(rec["week_days"]))
+    start = rec.get("start_time")
+    if rec.get("hours") or rec.get("minutes"):
+        hours = sorted(set(rec.get("hours") or [int(start[11:13]) if start else 0]))
+        minutes = sorted(set(rec.get("minutes") or [int(start[14:16]) if start else 0]))
+        parts.append("at " + ", ".join(f"{h:02d}:{m:02d}" for h in hours for m in minutes))
+    if start:
+        parts.append(f"from {start}")
+    if rec.get("time_zone"):
+        parts.append(f"({rec['time_zone']})")
+    return " ".join(parts)

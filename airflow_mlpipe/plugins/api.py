@@ -84,6 +84,24 @@ def _client(request: Request):
     return AirflowClient(_base_url(), token=_token(request), timeout=30)
 
 
+def live_task_instances(client: Any, dag_id: str, dag_run_id: str) -> list[dict[str, Any]]:
+    """Airflow's task instances of a DAG run; none when Airflow does not answer (the store's records decide)."""
+    try:
+        return client.task_instances(dag_id, dag_run_id)
+    except Exception:  # noqa: BLE001 - Airflow not answering
+        return []
+
+
+def live_dag_run(client: Any, run: dict[str, Any]) -> dict[str, Any] | None:
+    """Airflow's DAG run of a pipeline run the store does not know to be over; None when over or unanswered."""
+    if run.get("status") in TERMINAL:
+        return None
+    try:
+        return client.get_dag_run(run["dag_id"], run["airflow_run_id"])
+    except Exception:  # noqa: BLE001 - Airflow not answering
+        return None
+
+
 def _ws():
     from airflow_mlpipe.data.workspace_location import WorkspaceLocation
 
@@ -205,11 +223,9 @@ def create_app() -> FastAPI:
         if row is None:
             raise HTTPException(404, f"Pipeline run {run_id!r} was not found")
         dag_run = None
-        if live and row.get("status") not in TERMINAL:
-            try:
-                dag_run = _client(request).get_dag_run(row["dag_id"], row["airflow_run_id"])
-            except Exception:  # noqa: BLE001 - fall back to what the store knows
-                dag_run = None
+        if live:
+            with _client(request) as client:
+                dag_run = live_dag_run(client, row)
         status = pipeline_status(row, dag_run)
         props = row.get("properties") or {}
         prow = q.get_pipeline(ws.store, props.get("azureml.pipelineid", "")) if props.get("azureml.pipelineid") \
@@ -326,10 +342,8 @@ def create_app() -> FastAPI:
             raise HTTPException(404, f"Pipeline run {run_id!r} was not found")
         authorize_dag(user, "GET", row["dag_id"], run=True)
         stored = {r["task_id"]: r for r in ws.store.list_step_runs(run_id)}
-        try:
-            tis = _client(request).task_instances(row["dag_id"], row["airflow_run_id"])
-        except Exception:  # noqa: BLE001
-            tis = []
+        with _client(request) as client:
+            tis = live_task_instances(client, row["dag_id"], row["airflow_run_id"])
         out, seen = [], set()
         for ti in tis:
             if ti["task_id"] == PLANNER_TASK_ID:  # the cache planner is not a step (as in the SDK)

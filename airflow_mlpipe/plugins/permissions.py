@@ -20,15 +20,19 @@ from fastapi import HTTPException
 CODE_DEPLOYMENT_RESOURCE = "MLPipe Code Deployment"
 
 
-def authorize_dag(user: Any, method: str, dag_id: str | None, run: bool = False) -> None:
-    """403 unless the user has the DAG (or DAG-run) permission for ``method``."""
+def may_dag(user: Any, method: str, dag_id: str | None, run: bool = False) -> bool:
+    """Whether the user has the DAG (or DAG-run) permission for ``method``."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 
-    ok = get_auth_manager().is_authorized_dag(
+    return bool(get_auth_manager().is_authorized_dag(
         method=method, access_entity=DagAccessEntity.RUN if run else None, details=DagDetails(id=dag_id), user=user
-    )
-    if not ok:
+    ))
+
+
+def authorize_dag(user: Any, method: str, dag_id: str | None, run: bool = False) -> None:
+    """403 unless the user has the DAG (or DAG-run) permission for ``method``."""
+    if not may_dag(user, method, dag_id, run):
         what = "trigger runs of" if run and method == "POST" else "read" if method == "GET" else "change"
         raise HTTPException(403, f"Forbidden: user {user.get_name()!r} may not {what} DAG {dag_id or '(any)'}")
 

@@ -17,15 +17,22 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 
-from airflow_mlpipe.contract import schedule_rules as rules
 from airflow_mlpipe.contract.conf import PLANNER_TASK_ID
 from airflow_mlpipe.contract.exceptions import UserErrorException
-from airflow_mlpipe.contract.status import TERMINAL, pipeline_status
+from airflow_mlpipe.contract.status import pipeline_status
 from airflow_mlpipe.plugins import ui_ports as ports
 from airflow_mlpipe.plugins import ui_views as views
-from airflow_mlpipe.plugins.api import API, ID_PATTERN, RUN_ID_PATTERN, _client, _ws
+from airflow_mlpipe.plugins.api import (
+    API,
+    ID_PATTERN,
+    RUN_ID_PATTERN,
+    _client,
+    _ws,
+    live_dag_run,
+    live_task_instances,
+)
 from airflow_mlpipe.plugins.api_models import AirflowId
-from airflow_mlpipe.plugins.permissions import authorize_dag
+from airflow_mlpipe.plugins.permissions import authorize_dag, may_dag
 from airflow_mlpipe.plugins.ui_models import (
     UiDefaultVersion,
     UiEndpoint,
@@ -41,7 +48,6 @@ from airflow_mlpipe.plugins.ui_models import (
 from airflow_mlpipe.store import published_queries as q
 
 UI = f"{API}/ui"
-ACTIVE, DISABLED = "Active", "Disabled"
 #: runs the summary looks through at most to find those the caller may read
 MAX_SCANNED_RUNS = 5000
 MAX_IMAGE_BYTES = 32 * 1024 * 1024
@@ -69,34 +75,14 @@ class _Access:
             return False
         key = (method, dag_id, run)
         if key not in self._known:
-            try:
-                authorize_dag(self.user, method, dag_id, run=run)
-                self._known[key] = True
-            except HTTPException:
-                self._known[key] = False
+            self._known[key] = may_dag(self.user, method, dag_id, run)
         return self._known[key]
 
 
 # ---------------------------------------------------------------------------------------------- Airflow
-def _task_instances(client: Any, dag_id: str, dag_run_id: str) -> list[dict[str, Any]]:
-    try:
-        return client.task_instances(dag_id, dag_run_id)
-    except Exception:  # noqa: BLE001 - Airflow not answering: the store's records decide
-        return []
-
-
-def _dag_run(client: Any, run: dict[str, Any]) -> dict[str, Any] | None:
-    if run.get("status") in TERMINAL:
-        return None
-    try:
-        return client.get_dag_run(run["dag_id"], run["airflow_run_id"])
-    except Exception:  # noqa: BLE001 - Airflow not answering: the store's records decide
-        return None
-
-
 def _next_run(client: Any, row: dict[str, Any], dag_id: str | None) -> Any:
     """When Airflow runs the DAG of an active time-based schedule next (None when it does not say)."""
-    if row["status"] != ACTIVE or not row.get("recurrence") or dag_id is None:
+    if row["status"] != q.ACTIVE or not row.get("recurrence") or dag_id is None:
         return None
     try:
         return (client.get_dag(dag_id) or {}).get("next_dagrun_run_after")
@@ -154,21 +140,10 @@ def _gather(ws: Any, facts: views.StepFacts, components: bool = False) -> views.
     facts.inputs = [ports.port_ref(ws, name, ports.input_port(ws, rec))
                     for name, rec in (facts.reported.get("inputs") or {}).items()]
     if components:
-        facts.components = _key_components(store, (row.get("details") or {}).get("cache_key"))
+        from airflow_mlpipe.runtime.cache import entry_components
+
+        facts.components = entry_components(ws, (row.get("details") or {}).get("cache_key"))
     return facts
-
-
-def _key_components(store: Any, key: str | None) -> dict[str, Any] | None:
-    """What went into a cache key, from its cache entry (None when the entry is gone)."""
-    from sqlalchemy import select
-
-    from airflow_mlpipe.store.tables_cache import cache_entries
-
-    if not key:
-        return None
-    with store.begin() as conn:
-        value = conn.execute(select(cache_entries.c.components).where(cache_entries.c.key == key)).scalar()
-    return value if isinstance(value, dict) else None
 
 
 def _reported_details(store: Any, row: dict[str, Any]) -> dict[str, Any]:
@@ -269,7 +244,7 @@ def register_ui_api(app: FastAPI, User: Any) -> None:  # noqa: N803 - the route 
         ws = _ws()
         run = _pipeline_run(ws, dag_id, dag_run_id)
         with _client(request) as client:
-            tis, dag_run = _task_instances(client, dag_id, dag_run_id), _dag_run(client, run)
+            tis, dag_run = live_task_instances(client, dag_id, dag_run_id), live_dag_run(client, run)
         steps = [views.step_summary(_gather(ws, f)) for f in _steps(ws, run, tis).values()]
         return views.pipeline_view(run, pipeline_status(run, dag_run), steps,
                                    ws.store.list_metric_rows([run["run_id"]]))
@@ -281,7 +256,7 @@ def register_ui_api(app: FastAPI, User: Any) -> None:  # noqa: N803 - the route 
         ws = _ws()
         run = _pipeline_run(ws, dag_id, dag_run_id)
         with _client(request) as client:
-            tis = _task_instances(client, dag_id, dag_run_id)
+            tis = live_task_instances(client, dag_id, dag_run_id)
         return views.step_view(_gather(ws, _step(ws, run, tis, task_id), components=True))
 
     @app.get(f"{UI}/dags/{{dag_id}}/runs/{{dag_run_id}}/steps/{{task_id}}/preview", response_model=UiPreview,
@@ -369,11 +344,11 @@ def register_ui_api(app: FastAPI, User: Any) -> None:  # noqa: N803 - the route 
 
     @app.post(f"{UI}/pipelines/{{pipeline_id}}/enable", response_model=UiPublishedPipeline, tags=["ui"])
     def ui_enable_pipeline(user: User, pipeline_id: EntityIdPath):
-        return _pipeline_action(user, pipeline_id, ACTIVE)
+        return _pipeline_action(user, pipeline_id, q.ACTIVE)
 
     @app.post(f"{UI}/pipelines/{{pipeline_id}}/disable", response_model=UiPublishedPipeline, tags=["ui"])
     def ui_disable_pipeline(user: User, pipeline_id: EntityIdPath):
-        return _pipeline_action(user, pipeline_id, DISABLED)
+        return _pipeline_action(user, pipeline_id, q.DISABLED)
 
     def _endpoint_action(user: Any, endpoint_id: str, **fields: Any) -> dict[str, Any]:
         """Change an endpoint; needs the edit permission on its default version's DAG (and on the new one's)."""
@@ -399,11 +374,11 @@ def register_ui_api(app: FastAPI, User: Any) -> None:  # noqa: N803 - the route 
 
     @app.post(f"{UI}/endpoints/{{endpoint_id}}/enable", response_model=UiEndpoint, tags=["ui"])
     def ui_enable_endpoint(user: User, endpoint_id: EntityIdPath):
-        return _endpoint_action(user, endpoint_id, status=ACTIVE)
+        return _endpoint_action(user, endpoint_id, status=q.ACTIVE)
 
     @app.post(f"{UI}/endpoints/{{endpoint_id}}/disable", response_model=UiEndpoint, tags=["ui"])
     def ui_disable_endpoint(user: User, endpoint_id: EntityIdPath):
-        return _endpoint_action(user, endpoint_id, status=DISABLED)
+        return _endpoint_action(user, endpoint_id, status=q.DISABLED)
 
     @app.put(f"{UI}/endpoints/{{endpoint_id}}/default-version", response_model=UiEndpoint, tags=["ui"])
     def ui_set_default_version(user: User, endpoint_id: EntityIdPath, body: UiDefaultVersion):
@@ -417,20 +392,17 @@ def register_ui_api(app: FastAPI, User: Any) -> None:  # noqa: N803 - the route 
         if dag_id is None:
             raise HTTPException(404, f"Schedule {row['name']!r}: the pipeline it runs was not found")
         authorize_dag(user, "PUT", dag_id)
-        if status == ACTIVE and row.get("pipeline_id"):  # the DAG's timetable must stay buildable
-            others = [s for s in q.list_schedules(store, pipeline_id=row["pipeline_id"]) if s["id"] != schedule_id]
-            rules.check_combinable(rules.time_triggers([*others, row]))
-        q.update_schedule(store, schedule_id, status=status)
+        q.set_schedule_status(store, row, status)
         with _client(request) as client:
             return catalog.schedule_entry(_Access(user), client, q.get_schedule(store, schedule_id))
 
     @app.post(f"{UI}/schedules/{{schedule_id}}/enable", response_model=UiSchedule, tags=["ui"])
     def ui_enable_schedule(request: Request, user: User, schedule_id: EntityIdPath):
-        return _schedule_action(request, user, schedule_id, ACTIVE)
+        return _schedule_action(request, user, schedule_id, q.ACTIVE)
 
     @app.post(f"{UI}/schedules/{{schedule_id}}/disable", response_model=UiSchedule, tags=["ui"])
     def ui_disable_schedule(request: Request, user: User, schedule_id: EntityIdPath):
-        return _schedule_action(request, user, schedule_id, DISABLED)
+        return _schedule_action(request, user, schedule_id, q.DISABLED)
 
     @app.get(f"{UI}/summary", response_model=UiSummaryView, tags=["ui"])
     def ui_summary(user: User, limit: Annotated[int, Query(ge=1, le=100)] = 10):

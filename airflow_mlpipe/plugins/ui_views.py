@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from airflow_mlpipe.contract import schedule_rules as rules
 from airflow_mlpipe.contract.status import TERMINAL, step_status
 from airflow_mlpipe.contract.timestamps import iso_utc
 
@@ -262,12 +263,17 @@ def step_view(facts: StepFacts) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- runs
+def run_ref(run: dict[str, Any], status: str) -> dict[str, Any]:
+    """A pipeline run as every view names it (``UiRunRef``)."""
+    return {"Id": run["run_id"], "DagId": run["dag_id"], "DagRunId": run["airflow_run_id"],
+            "Experiment": run["experiment"], "Status": status, "CreationTime": iso_utc(run.get("created_at"))}
+
+
 def pipeline_view(run: dict[str, Any], status: str, steps: list[dict[str, Any]],
                   run_metric_rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "Run": {"Id": run["run_id"], "DagId": run["dag_id"], "DagRunId": run["airflow_run_id"],
-                "Experiment": run["experiment"], "Status": status, "CreationTime": iso_utc(run.get("created_at")),
-                "EndTime": iso_utc(run.get("end_time")), "Parameters": json_value(run.get("parameters") or {})},
+        "Run": {**run_ref(run, status), "EndTime": iso_utc(run.get("end_time")),
+                "Parameters": json_value(run.get("parameters") or {})},
         "Steps": steps, "Metrics": value_metrics(run_metric_rows),
     }
 
@@ -297,9 +303,7 @@ def summary_view(runs: list[tuple[dict[str, Any], str, list[dict[str, Any]]]]) -
     """Recent runs with their step counts and the share of reused steps (``runs``: row, status, step rows)."""
     entries = []
     for run, status, steps in runs:
-        entries.append({"Id": run["run_id"], "DagId": run["dag_id"], "DagRunId": run["airflow_run_id"],
-                        "Experiment": run["experiment"], "Status": status,
-                        "CreationTime": iso_utc(run.get("created_at")), "Steps": len(steps),
+        entries.append({**run_ref(run, status), "Steps": len(steps),
                         "ReusedSteps": sum(1 for s in steps if s.get("reused_run_id"))})
     total = sum(e["Steps"] for e in entries)
     reused = sum(e["ReusedSteps"] for e in entries)
@@ -338,19 +342,7 @@ def recurrence_text(row: dict[str, Any]) -> str | None:
         path = (row.get("path_on_datastore") or "").strip("/")
         return (f"when files under {row['datastore_name']}:/{path} change (checked every "
                 f"{row.get('polling_interval') or 5:g} min)")
-    parts = [f"every {rec['interval']} {rec['frequency']}"]
-    if rec.get("week_days"):
-        parts.append("on " + ", ".join(rec["week_days"]))
-    start = rec.get("start_time")
-    if rec.get("hours") or rec.get("minutes"):
-        hours = sorted(set(rec.get("hours") or [int(start[11:13]) if start else 0]))
-        minutes = sorted(set(rec.get("minutes") or [int(start[14:16]) if start else 0]))
-        parts.append("at " + ", ".join(f"{h:02d}:{m:02d}" for h in hours for m in minutes))
-    if start:
-        parts.append(f"from {start}")
-    if rec.get("time_zone"):
-        parts.append(f"({rec['time_zone']})")
-    return " ".join(parts)
+    return rules.recurrence_text(rec)
 
 
 def schedule_entry(row: dict[str, Any], dag_id: str | None, next_run: Any, can_manage: bool) -> dict[str, Any]:

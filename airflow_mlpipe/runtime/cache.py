@@ -312,6 +312,15 @@ def record(workspace: Any, step: dict[str, Any], key: StepKey, outputs: dict[str
         conn.execute(insert(cache_entries).values(**values))
 
 
+def entry_components(workspace: Any, key: str | None) -> dict[str, Any] | None:
+    """What went into cache key ``key`` (its entry's ``components``); None when there is no entry (any more)."""
+    if not key:
+        return None
+    with workspace.store.begin() as conn:
+        value = conn.execute(select(cache_entries.c.components).where(cache_entries.c.key == key)).scalar()
+    return value if isinstance(value, dict) else None
+
+
 def explain_miss(workspace: Any, step: dict[str, Any], key: StepKey) -> list[str]:
     """Which parts of the key changed since the latest entry recorded for this step."""
     with workspace.store.begin() as conn:

@@ -21,10 +21,10 @@ from airflow_mlpipe.clients.published_entities import rest_base_url as _base_url
 from airflow_mlpipe.contract.exceptions import UserErrorException
 from airflow_mlpipe.contract.spec import canonical_json, check_spec, spec_hash
 from airflow_mlpipe.store import published_queries as q
+from airflow_mlpipe.store.published_queries import ACTIVE, DISABLED
 
 log = logging.getLogger(__name__)
 
-ACTIVE, DISABLED = "Active", "Disabled"
 
 DAG_PREFIX = "published__"
 

@@ -179,9 +179,7 @@ class Schedule:
             "data_path_parameter_name": data_path_parameter_name, "pipeline_parameters": dict(pipeline_parameters or {}),
             "continue_on_step_failure": continue_on_step_failure,
         }
-        # fail now, not at DAG parse time, if the pipeline's schedules cannot be combined
-        others = q.list_schedules(workspace.store, pipeline_id=target.id) if not pipeline_endpoint_id else []
-        rules.check_combinable(rules.time_triggers([*others, row]))
+        q.check_schedules_combinable(workspace.store, row)
         if ds_name:
             workspace.store.set_setting(rules.fingerprint_setting_key(row["id"]),
                                         folder_fingerprint(workspace, ds_name, path_on_datastore))
@@ -241,11 +239,11 @@ class Schedule:
         return ScheduleRecurrence.from_dict(rec) if rec else None
 
     def enable(self, wait_for_provisioning: bool = False, wait_timeout: int = 3600) -> None:
-        q.update_schedule(self._workspace.store, self.id, status="Active")
+        q.set_schedule_status(self._workspace.store, self._row, q.ACTIVE)
         self._refresh()
 
     def disable(self, wait_for_provisioning: bool = False, wait_timeout: int = 3600) -> None:
-        q.update_schedule(self._workspace.store, self.id, status="Disabled")
+        q.set_schedule_status(self._workspace.store, self._row, q.DISABLED)
         self._refresh()
 
     def update(self, name: str | None = None, description: str | None = None,
@@ -261,7 +259,7 @@ class Schedule:
         if pipeline_parameters is not None:
             fields["pipeline_parameters"] = dict(pipeline_parameters)
         if status is not None:
-            if status not in ("Active", "Disabled"):
+            if status not in (q.ACTIVE, q.DISABLED):
                 raise UserErrorException(f"Schedule.update: status must be Active or Disabled, got {status!r}")
             fields["status"] = status
         if polling_interval is not None:

@@ -6,8 +6,12 @@ from typing import Any
 
 from sqlalchemy import and_, insert, select, update
 
+from airflow_mlpipe.contract import schedule_rules as rules
 from airflow_mlpipe.store import tables_published as tp
 from airflow_mlpipe.store.db import Store, _all, _one, utcnow
+
+#: the statuses of published pipelines, endpoints and schedules (v1's names)
+ACTIVE, DISABLED = "Active", "Disabled"
 
 # ---------------------------------------------------------------------------------------------- pipelines
 
@@ -30,7 +34,7 @@ def list_pipelines(store: Store, active_only: bool = True) -> list[dict[str, Any
     t = tp.published_pipelines
     q = select(t).order_by(t.c.created_at, t.c.id)
     if active_only:
-        q = q.where(t.c.status == "Active")
+        q = q.where(t.c.status == ACTIVE)
     with store.begin() as conn:
         return _all(conn, q)
 
@@ -46,7 +50,7 @@ def set_pipeline_status(store: Store, pipeline_id: str, status: str) -> None:
 
 def insert_endpoint(store: Store, row: dict[str, Any], pipeline_id: str) -> dict[str, Any]:
     now = utcnow()
-    values = {"created_at": now, "modified_at": now, "default_version": "0", "status": "Active", **row}
+    values = {"created_at": now, "modified_at": now, "default_version": "0", "status": ACTIVE, **row}
     with store.begin() as conn:
         conn.execute(insert(tp.pipeline_endpoints).values(**values))
         conn.execute(insert(tp.endpoint_versions).values(endpoint_id=values["id"], version="0", version_number=0,
@@ -65,7 +69,7 @@ def list_endpoints(store: Store, active_only: bool = True) -> list[dict[str, Any
     t = tp.pipeline_endpoints
     q = select(t).order_by(t.c.created_at, t.c.id)
     if active_only:
-        q = q.where(t.c.status == "Active")
+        q = q.where(t.c.status == ACTIVE)
     with store.begin() as conn:
         return _all(conn, q)
 
@@ -111,7 +115,7 @@ def get_version(store: Store, endpoint_id: str, version: str) -> dict[str, Any] 
 
 def insert_schedule(store: Store, row: dict[str, Any]) -> dict[str, Any]:
     now = utcnow()
-    values = {"created_at": now, "modified_at": now, "status": "Active", **row}
+    values = {"created_at": now, "modified_at": now, "status": ACTIVE, **row}
     with store.begin() as conn:
         conn.execute(insert(tp.schedules).values(**values))
     return values
@@ -128,7 +132,7 @@ def list_schedules(store: Store, active_only: bool = True, pipeline_id: str | No
     t = tp.schedules
     q = select(t).order_by(t.c.created_at, t.c.id)
     if active_only:
-        q = q.where(t.c.status == "Active")
+        q = q.where(t.c.status == ACTIVE)
     if pipeline_id:
         q = q.where(t.c.pipeline_id == pipeline_id)
     if pipeline_endpoint_id:
@@ -143,6 +147,21 @@ def update_schedule(store: Store, schedule_id: str, **fields: Any) -> None:
         conn.execute(update(t).where(t.c.id == schedule_id).values(modified_at=utcnow(), **fields))
 
 
+def check_schedules_combinable(store: Store, row: dict[str, Any]) -> None:
+    """Fail now, not when the DAG is parsed, if schedule ``row`` cannot join the other active schedules of its
+    pipeline (one DAG timetable serves them all)."""
+    others = ([s for s in list_schedules(store, pipeline_id=row["pipeline_id"]) if s["id"] != row.get("id")]
+              if row.get("pipeline_id") else [])
+    rules.check_combinable(rules.time_triggers([*others, row]))
+
+
+def set_schedule_status(store: Store, row: dict[str, Any], status: str) -> None:
+    """Enable (after :func:`check_schedules_combinable`) or disable schedule ``row``."""
+    if status == ACTIVE:
+        check_schedules_combinable(store, row)
+    update_schedule(store, row["id"], status=status)
+
+
 # ---------------------------------------------------------------------------------------------- factory view
 
 
@@ -152,9 +171,9 @@ def factory_rows(store: Store) -> tuple[list[dict[str, Any]], list[dict[str, Any
     Served: every Active published pipeline, plus every pipeline that is a version of an Active endpoint.
     """
     p, e, v, s = tp.published_pipelines, tp.pipeline_endpoints, tp.endpoint_versions, tp.schedules
-    in_use = select(v.c.pipeline_id).join(e, e.c.id == v.c.endpoint_id).where(e.c.status == "Active")
+    in_use = select(v.c.pipeline_id).join(e, e.c.id == v.c.endpoint_id).where(e.c.status == ACTIVE)
     with store.begin() as conn:
-        pipelines = _all(conn, select(p).where((p.c.status == "Active") | p.c.id.in_(in_use))
+        pipelines = _all(conn, select(p).where((p.c.status == ACTIVE) | p.c.id.in_(in_use))
                          .order_by(p.c.created_at, p.c.id))
-        scheds = _all(conn, select(s).where(s.c.status == "Active").order_by(s.c.created_at, s.c.id))
+        scheds = _all(conn, select(s).where(s.c.status == ACTIVE).order_by(s.c.created_at, s.c.id))
     return pipelines, scheds
