@@ -71,10 +71,14 @@ MIGRATIONS: list[Callable[[Engine], None]] = [
 def _private_sqlite_file(path: Path) -> None:
     """Create the SQLite file owner-only (0600), or tighten an existing one: it holds run records and metrics.
 
-    SQLite gives its ``-wal``/``-shm``/journal files the mode of the database file.
+    SQLite gives its ``-wal``/``-shm``/journal files the mode of the database file. An existing file is never
+    opened here: closing any descriptor of it would drop the POSIX locks this process's SQLite connections hold
+    on it, and another process could then re-initialise the ``-shm`` under them (SIGBUS).
     """
     try:
-        os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600))
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
     except OSError:  # an unwritable folder: SQLite reports what matters when it opens the file
         return
     for item in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal"))):

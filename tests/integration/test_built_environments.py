@@ -165,6 +165,12 @@ def test_concurrent_builds_of_one_environment_build_once(tmp_path):
     assert len({r[1] for r in results}) == 1
 
 
+HOLD_LOCK = """
+import fcntl, sys, time
+fh = open(sys.argv[1], "a"); fcntl.flock(fh, fcntl.LOCK_EX); print("locked", flush=True); time.sleep(300)
+"""
+
+
 def test_garbage_collection_removes_environments_unused_for_max_age(tmp_path):
     log = logging.getLogger("test")
     old = envs.plan_environment({"name": "old", "python": {"conda": {"pip": ["tabulate==0.9.0"]}}})
@@ -174,6 +180,14 @@ def test_garbage_collection_removes_environments_unused_for_max_age(tmp_path):
     ten_days_ago = time.time() - 10 * 86400
     os.utime(old_python.parents[1] / envs.LAST_USED, (ten_days_ago, ten_days_ago))
     assert envs.collect_garbage(tmp_path, 30) == []
+    lock = envs.environments_root(tmp_path) / f"{old.content_hash}.lock"
+    held = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert held.stdout.readline().strip() == "locked"
+        assert envs.collect_garbage(tmp_path, 7) == [], "an environment being built (its lock held) was removed"
+    finally:
+        held.kill()
+        held.wait()
     assert envs.collect_garbage(tmp_path, 7) == [old.content_hash]
     remaining = [p.name for p in envs.environments_root(tmp_path).iterdir() if p.is_dir()]
     assert remaining == [fresh.content_hash]

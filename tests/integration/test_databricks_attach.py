@@ -4,7 +4,6 @@ the workspace store; ``mlpipe databricks start|status|import|stop`` from a shell
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 from pathlib import Path
@@ -18,6 +17,7 @@ from airflow_mlpipe.clients import databricks_connection as dbc
 from airflow_mlpipe.clients import local_airflow
 from airflow_mlpipe.clients.airflow_rest import AirflowAPIError, AirflowClient
 from tests.helpers.embedded import embedded_airflow, working_directory
+from tests.helpers.secrets import files_holding
 
 pytestmark = [pytest.mark.scheduler, pytest.mark.timeout(300)]
 
@@ -88,12 +88,8 @@ def test_attach_writes_a_connection_to_the_emulator(embedded, monkeypatch, capsy
     assert record["host"] == f"http://127.0.0.1:{port}" and record["workspace_name"] == "dbws"
     every_setting = ws.store.settings_with_prefix("")
     assert every_setting and not [k for k, v in every_setting.items() if TOKEN in k or TOKEN in v]
-    holding = []  # the store, the emulator's files, and Airflow's own (its database encrypts passwords)
-    for path in ws.home.rglob("*"):
-        with contextlib.suppress(OSError):  # a log file rotated away meanwhile
-            if path.is_file() and TOKEN.encode() in path.read_bytes():
-                holding.append(path)
-    assert holding == []
+    # the store, the emulator's files, and Airflow's own (its database encrypts passwords)
+    assert files_holding(ws.home, TOKEN) == []
 
     code, out, _ = _cli(root, capsys, "databricks", "status")
     assert code == 0 and str(port) in out

@@ -21,6 +21,7 @@ from airflow_mlpipe.clients.airflow_rest import AirflowClient
 from airflow_mlpipe.contract.exceptions import UserErrorException
 from airflow_mlpipe.sdk.datastore import Datastore
 from tests.helpers.embedded import embedded_airflow, working_directory
+from tests.helpers.secrets import files_holding
 from tests.helpers.storage_servers import new_bucket, new_container
 
 pytestmark = [pytest.mark.scheduler, pytest.mark.timeout(300)]
@@ -71,12 +72,7 @@ def _assert_secret_only_in_airflow(ws: Workspace, store: Datastore, secret: str)
     rows = ws.store.list_datastores()
     assert rows and secret not in json.dumps(rows, default=str)
     assert secret not in repr(store) and secret not in str(store) and secret not in json.dumps(store.to_ref())
-    holding = []
-    for path in ws.home.rglob("*"):
-        with contextlib.suppress(OSError):
-            if path.is_file() and secret.encode() in path.read_bytes():
-                holding.append(path)
-    assert holding == []
+    assert files_holding(ws.home, secret) == []
 
 
 def _tree(root: Path) -> dict[str, bytes]:
