@@ -200,14 +200,15 @@ class MlpipeStepOperator(BaseOperator):
         from airflow_mlpipe.store.db import utcnow
         from airflow_mlpipe.triggers.cache_flight import CacheFlightTrigger
 
+        described = describe_owner(wait.owner)
         self.log.info("Step %r: %s computes the same step (cache key %s); waiting in the triggerer (deferred, no "
-                      "worker slot held)", self.step["name"], describe_owner(wait.owner), wait.key)
+                      "worker slot held)", self.step["name"], described, wait.key)
         # what the Step and Pipeline tabs show next to Airflow's "deferred" state (Airflow 3.3 gives a task no way
         # to set its own task-instance note); the step's final write replaces it
         owner = owner_info(wait.owner)
         execution.workspace.store.merge_step_run_details(execution.step_run_id, waiting_for={
             "key": wait.key, "step_run": owner["step_run"], "task": owner["task"], "since": iso_utc(utcnow()),
-            "description": describe_owner(wait.owner)})
+            "description": described})
         self.defer(trigger=CacheFlightTrigger(execution.workspace.to_ref(), wait.key, wait.owner),
                    method_name="resume_after_flight")
 

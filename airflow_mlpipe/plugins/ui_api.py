@@ -128,16 +128,18 @@ def _with_producer(store: Any, facts: views.StepFacts) -> views.StepFacts:
     return facts
 
 
-def _gather(ws: Any, facts: views.StepFacts, components: bool = False) -> views.StepFacts:
-    """Fill in what a step reports: its producer when reused, metrics, inputs and outputs (and key parts)."""
+def _gather(ws: Any, facts: views.StepFacts, components: bool = False,
+            tables: dict[str, bool] | None = None) -> views.StepFacts:
+    """Fill in what a step reports: its producer when reused, metrics, inputs and outputs (and key parts);
+    ``tables``: which port sources are tables, shared by the steps of one view."""
     store, row = ws.store, facts.row
     if row is None:
         return facts
     _with_producer(store, facts)
     facts.metric_rows = store.list_metric_rows([row.get("reused_run_id") or row["step_run_id"]])
-    facts.outputs = [ports.port_ref(ws, name, ports.output_port(rec))
+    facts.outputs = [ports.port_ref(ws, name, ports.output_port(rec), tables)
                      for name, rec in (row.get("outputs") or {}).items()]
-    facts.inputs = [ports.port_ref(ws, name, ports.input_port(ws, rec))
+    facts.inputs = [ports.port_ref(ws, name, ports.input_port(ws, rec), tables)
                     for name, rec in (facts.reported.get("inputs") or {}).items()]
     if components:
         from airflow_mlpipe.runtime.cache import entry_components
@@ -245,7 +247,8 @@ def register_ui_api(app: FastAPI, User: Any) -> None:  # noqa: N803 - the route 
         run = _pipeline_run(ws, dag_id, dag_run_id)
         with _client(request) as client:
             tis, dag_run = live_task_instances(client, dag_id, dag_run_id), live_dag_run(client, run)
-        steps = [views.step_summary(_gather(ws, f)) for f in _steps(ws, run, tis).values()]
+        tables: dict[str, bool] = {}
+        steps = [views.step_summary(_gather(ws, f, tables=tables)) for f in _steps(ws, run, tis).values()]
         return views.pipeline_view(run, pipeline_status(run, dag_run), steps,
                                    ws.store.list_metric_rows([run["run_id"]]))
 
@@ -306,13 +309,17 @@ def register_ui_api(app: FastAPI, User: Any) -> None:  # noqa: N803 - the route 
         """The DAG's runs, newest first, with parameters and numeric metrics, and AutoML best-so-far curves."""
         authorize_dag(user, "GET", dag_id, run=True)
         store = _ws().store
+        listed = store.list_pipeline_runs(dag_id=dag_id, limit=limit)
+        steps_of = store.step_runs_by_pipeline_run([r["run_id"] for r in listed])
+        sources_of = {run_id: {s["step_name"] or s["task_id"]: s.get("reused_run_id") or s["step_run_id"]
+                               for s in steps} for run_id, steps in steps_of.items()}
+        by_run: dict[str, list[dict[str, Any]]] = {}
+        for row in store.list_metric_rows({*(r["run_id"] for r in listed),
+                                           *(src for sources in sources_of.values() for src in sources.values())}):
+            by_run.setdefault(row["run_id"], []).append(row)
         runs, curves = [], []
-        for run in store.list_pipeline_runs(dag_id=dag_id, limit=limit):
-            steps = store.list_step_runs(run["run_id"])
-            sources = {s["step_name"] or s["task_id"]: s.get("reused_run_id") or s["step_run_id"] for s in steps}
-            by_run: dict[str, list[dict[str, Any]]] = {}
-            for row in store.list_metric_rows([run["run_id"], *sources.values()]):
-                by_run.setdefault(row["run_id"], []).append(row)
+        for run in listed:
+            steps, sources = steps_of.get(run["run_id"], []), sources_of.get(run["run_id"], {})
             runs.append(views.experiment_run(run, pipeline_status(run, None), by_run.get(run["run_id"], []),
                                              {step: by_run.get(src, []) for step, src in sources.items()}))
             automl = {s["step_name"] or s["task_id"]: _reported_details(store, s) for s in steps
@@ -358,11 +365,12 @@ def register_ui_api(app: FastAPI, User: Any) -> None:  # noqa: N803 - the route 
         dags = [catalog.endpoint_dag(row)]
         if "default_version" in fields:
             version = fields["default_version"]
-            if catalog.version_dag(endpoint_id, version) is None:
+            target = catalog.version_dag(endpoint_id, version)
+            if target is None:
                 versions = [v["version"] for v in catalog.versions.get(endpoint_id, [])]
                 raise HTTPException(404, f"Pipeline endpoint {row['name']!r} has no version {version!r} "
                                          f"(versions: {versions})")
-            dags.append(catalog.version_dag(endpoint_id, version))
+            dags.append(target)
         for dag_id in dict.fromkeys(dags):
             if dag_id is None:
                 raise HTTPException(404, f"Pipeline endpoint {row['name']!r}: its default version's pipeline was "
@@ -409,4 +417,5 @@ def register_ui_api(app: FastAPI, User: Any) -> None:  # noqa: N803 - the route 
         """The newest runs the caller may read, with how many of their steps were reused."""
         store = _ws().store
         runs = _readable_runs(store, _Access(user), limit)
-        return views.summary_view([(r, pipeline_status(r, None), store.list_step_runs(r["run_id"])) for r in runs])
+        steps_of = store.step_runs_by_pipeline_run([r["run_id"] for r in runs])
+        return views.summary_view([(r, pipeline_status(r, None), steps_of.get(r["run_id"], [])) for r in runs])

@@ -3,6 +3,7 @@ its Parquet or delimited files, read only inside the port's own folder of its da
 
 from __future__ import annotations
 
+import json
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path as FilePath
@@ -104,8 +105,14 @@ def is_table(ws: Any, source: dict[str, Any] | None) -> bool:
         return False
 
 
-def port_ref(ws: Any, name: str, port: Port) -> dict[str, Any]:
-    return views.data_ref(name, port.record, is_table(ws, port.source), port.uri)
+def port_ref(ws: Any, name: str, port: Port, tables: dict[str, bool] | None = None) -> dict[str, Any]:
+    """The view of one port; ``tables`` (source → is a table) spares a view listing the same folder twice (an
+    output and the input of the next step)."""
+    tables = {} if tables is None else tables
+    known = json.dumps(port.source, sort_keys=True, default=str)
+    if known not in tables:
+        tables[known] = is_table(ws, port.source)
+    return views.data_ref(name, port.record, tables[known], port.uri)
 
 
 def find_port(ws: Any, facts: views.StepFacts, side: str, name: str) -> Port:

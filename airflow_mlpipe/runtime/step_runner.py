@@ -409,10 +409,9 @@ def commit_step(ex: StepExecution, key: Any, outputs: StagedOutputs, inputs_reco
     committed = outputs.commit()
     _register_outputs(ex, committed)
     cache.record(ex.workspace, ex.step, key, committed, ex.step_run_id, ex.pipeline_run_id)
-    logged = ((ex.workspace.store.get_step_run(ex.step_run_id) or {}).get("details") or {})
-    kept = {k: logged[k] for k in KEPT_DETAILS if k in logged}
-    ex.workspace.store.upsert_step_run(ex.step_run_id, status="Finished", end_time=utcnow(), outputs=committed,
-                                       inputs=inputs_record, details={**kept, "cache_key": key.key, **details})
+    ex.workspace.store.upsert_step_run(ex.step_run_id, keep_details=KEPT_DETAILS, status="Finished",
+                                       end_time=utcnow(), outputs=committed, inputs=inputs_record,
+                                       details={"cache_key": key.key, **details})
     for name, out in committed.items():
         ex.log.info("Output %r committed: %s (%d files, %d bytes, %s)", name, out["uri"], out["files"],
                     out["size"], out["content_hash"])

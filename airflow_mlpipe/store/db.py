@@ -250,10 +250,16 @@ class Store:
             return _all(conn, q)
 
     # ------------------------------------------------------------------ step runs
-    def upsert_step_run(self, step_run_id: str, **fields: Any) -> dict[str, Any]:
+    def upsert_step_run(self, step_run_id: str, keep_details: Collection[str] = (), **fields: Any) -> dict[str, Any]:
+        """Create or update a step run; with ``details`` given, the existing ``details`` keys named in
+        ``keep_details`` survive unless ``details`` sets them (read and written in one transaction)."""
         table = t.step_runs
         with self.begin() as conn:
-            exists = conn.scalar(select(table.c.step_run_id).where(table.c.step_run_id == step_run_id))
+            exists = conn.execute(select(table.c.step_run_id, table.c.details)
+                                  .where(table.c.step_run_id == step_run_id)).first()
+            if exists is not None and keep_details and "details" in fields:
+                kept = {k: v for k, v in (exists.details or {}).items() if k in keep_details}
+                fields["details"] = {**kept, **(fields["details"] or {})}
             if exists is None:
                 values = {"step_run_id": step_run_id, "pipeline_run_id": "", "step_name": "", "task_id": "",
                           "kind": "PythonScriptStep", "status": "NotStarted", "outputs": {}, "inputs": {},
@@ -288,10 +294,20 @@ class Store:
             return _one(conn, select(t.step_runs).where(t.step_runs.c.step_run_id == step_run_id))
 
     def list_step_runs(self, pipeline_run_id: str) -> list[dict[str, Any]]:
+        return self.step_runs_by_pipeline_run([pipeline_run_id]).get(pipeline_run_id, [])
+
+    def step_runs_by_pipeline_run(self, pipeline_run_ids: Collection[str]) -> dict[str, list[dict[str, Any]]]:
+        """The step runs of these pipeline runs (one query), each run's in start order."""
+        if not pipeline_run_ids:
+            return {}
         table = t.step_runs
-        q = select(table).where(table.c.pipeline_run_id == pipeline_run_id).order_by(table.c.start_time)
+        q = (select(table).where(table.c.pipeline_run_id.in_(list(pipeline_run_ids)))
+             .order_by(table.c.start_time))
+        found: dict[str, list[dict[str, Any]]] = {}
         with self.begin() as conn:
-            return _all(conn, q)
+            for row in _all(conn, q):
+                found.setdefault(row["pipeline_run_id"], []).append(row)
+        return found
 
     # ------------------------------------------------------------------ metrics
     def add_metrics(self, run_id: str, pipeline_run_id: str | None, records: list[dict[str, Any]]) -> int:
